@@ -1,0 +1,43 @@
+"""Distillation losses as pure functions: tensors in, a scalar out, no loss weights inside.
+
+Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN §8):
+
+- :mod:`kdteach.losses.response`: :func:`kd_loss`, :func:`softened_probs` (Hinton et al.)
+- :mod:`kdteach.losses.feature`: :func:`attention_map`, :func:`at_loss`, :func:`at_loss_paper` (AT);
+  :func:`fsp_matrix`, :func:`fsp_loss` (FSP); :func:`kdsvd_loss` and its steps
+  :func:`svd_features`, :func:`align_singular_vectors`, :func:`rbf_dfv` (KD-SVD)
+- :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
+  :func:`normalize_map`
+
+Conventions: teacher inputs are detached inside; half/bfloat16 inputs are reduced in float32
+(autocast is disabled inside the loss); where the paper and the CRD benchmark code differ, the
+function follows the benchmark and its docstring says how.
+"""
+
+from .cam import class_activation_map, grad_cam, normalize_map
+from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map, fsp_loss,
+                      fsp_matrix, kdsvd_loss, rbf_dfv, svd_features)
+from .response import kd_loss, softened_probs
+
+__all__ = [
+    # response
+    "kd_loss",
+    "softened_probs",
+    # feature: AT
+    "ATTENTION_MODES",
+    "attention_map",
+    "at_loss",
+    "at_loss_paper",
+    # feature: FSP
+    "fsp_matrix",
+    "fsp_loss",
+    # feature: KD-SVD
+    "svd_features",
+    "align_singular_vectors",
+    "rbf_dfv",
+    "kdsvd_loss",
+    # CAM
+    "class_activation_map",
+    "grad_cam",
+    "normalize_map",
+]

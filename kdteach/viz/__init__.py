@@ -1,0 +1,28 @@
+"""Figures for the notebooks: every function returns a :class:`matplotlib.figure.Figure`.
+
+Figures are created without ``pyplot`` (no global state, nothing to close, no ``plt.show``); a
+notebook displays a returned figure once. All text is English (no CJK glyphs).
+
+- :func:`plot_softened_distributions`: softmax(z / T) for several T (KD)
+- :func:`plot_similarity_matrix`: class-similarity / dark-knowledge matrices
+- :func:`plot_attention_maps`: attention maps of teacher and student per stage (AT)
+- :func:`plot_cam_overlays`: CAM vs Grad-CAM overlaid on the images
+- :func:`plot_fsp_matrices`: FSP matrices on one colour scale (FSP)
+- :func:`plot_singular_vectors`: singular values and right singular vectors (KD-SVD)
+- :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
+"""
+
+from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
+from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
+
+__all__ = [
+    "plot_softened_distributions",
+    "plot_similarity_matrix",
+    "plot_attention_maps",
+    "plot_cam_overlays",
+    "plot_fsp_matrices",
+    "plot_singular_vectors",
+    "plot_curves",
+    "plot_bars",
+    "history_values",
+]
