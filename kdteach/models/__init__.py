@@ -1,9 +1,11 @@
 """The CIFAR model zoo: ``create(name, num_classes)`` and ``list_models()``.
 
 The registry is the plain dict ``MODELS`` below: name -> constructor taking ``num_classes``.
-Architectures reproduce the CRD benchmark's CIFAR models (same parameter shapes and order, so its
-checkpoints load; see :func:`kdteach.models.load_benchmark_state_dict` where names differ), plus
-two tiny nets for CPU demonstrations. Every model declares its stages (:class:`Stage`).
+Architectures reproduce the CRD benchmark's CIFAR models (Tian et al., ICLR 2020; same parameter
+names, shapes and order, so its checkpoints load with :func:`load_benchmark_state_dict`, which also
+unwraps its checkpoint dicts and ``module.`` prefixes; :func:`kdteach_name` maps its model names),
+plus two tiny nets for CPU demonstrations. Every model declares its stages (:class:`Stage`).
+Parameter counts and stages of every model: ``docs/MODELS.md``.
 """
 
 from __future__ import annotations
@@ -11,11 +13,35 @@ from __future__ import annotations
 from typing import Callable
 
 from .base import KDModel, Stage, count_parameters, init_weights
+from .compat import BENCHMARK_NAMES, kdteach_name, load_benchmark_state_dict
+from .mobilenetv2 import mobilenetv2
+from .resnet import resnet8, resnet8x4, resnet14, resnet20, resnet32, resnet32x4, resnet44, resnet56, resnet110
+from .shufflenetv1 import shufflenetv1
+from .shufflenetv2 import shufflenetv2
 from .tiny import tiny_student, tiny_teacher
+from .vgg import vgg8, vgg13
+from .wrn import wrn_16_2, wrn_40_1, wrn_40_2
 
 MODELS: dict[str, Callable[..., KDModel]] = {
     "tiny_teacher": tiny_teacher,
     "tiny_student": tiny_student,
+    "resnet8": resnet8,
+    "resnet14": resnet14,
+    "resnet20": resnet20,
+    "resnet32": resnet32,
+    "resnet44": resnet44,
+    "resnet56": resnet56,
+    "resnet110": resnet110,
+    "resnet8x4": resnet8x4,
+    "resnet32x4": resnet32x4,
+    "wrn_16_2": wrn_16_2,
+    "wrn_40_1": wrn_40_1,
+    "wrn_40_2": wrn_40_2,
+    "vgg8": vgg8,
+    "vgg13": vgg13,
+    "mobilenetv2": mobilenetv2,
+    "shufflenetv1": shufflenetv1,
+    "shufflenetv2": shufflenetv2,
 }
 
 
@@ -41,4 +67,5 @@ def create(name: str, num_classes: int = 10) -> KDModel:
     return MODELS[name](num_classes=num_classes)
 
 
-__all__ = ["KDModel", "Stage", "MODELS", "create", "list_models", "count_parameters", "init_weights"]
+__all__ = ["KDModel", "Stage", "MODELS", "create", "list_models", "count_parameters", "init_weights",
+           "load_benchmark_state_dict", "kdteach_name", "BENCHMARK_NAMES"]

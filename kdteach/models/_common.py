@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import KDModel
+
 
 def check_num_classes(num_classes: int) -> int:
     """Return ``num_classes`` if it is an int >= 2, else raise ValueError/TypeError naming it."""
@@ -38,3 +40,24 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class AliasedFC(KDModel):
+    """A KDModel whose classifier keeps the benchmark's name (``_fc_path``) and is also ``self.fc``.
+
+    ``model.fc`` returns the module at ``_fc_path`` (e.g. ``"classifier"`` or ``"linear"``) and
+    ``model.fc = new_linear`` replaces it there, so the state_dict has no duplicate ``fc.*`` keys.
+    """
+
+    _fc_path: str = "classifier"
+
+    @property
+    def fc(self) -> nn.Linear:  # type: ignore[override]
+        return self.get_submodule(self._fc_path)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "fc":
+            parent, _, leaf = self._fc_path.rpartition(".")
+            setattr(self.get_submodule(parent) if parent else self, leaf, value)
+            return
+        super().__setattr__(name, value)

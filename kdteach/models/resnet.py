@@ -122,7 +122,7 @@ def resnet8(num_classes: int = 10) -> CifarResNet:
 
 
 def resnet14(num_classes: int = 10) -> CifarResNet:
-    """ResNet-14 (n=2), widths 16/16/32/64; ~0.17M parameters at 100 classes."""
+    """ResNet-14 (n=2), widths 16/16/32/64; ~0.18M parameters at 100 classes."""
     return CifarResNet(14, _BASE, num_classes)
 
 
