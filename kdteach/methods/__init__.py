@@ -1,0 +1,45 @@
+"""Distillation methods, one file per paper, and their registry.
+
+The registry is the plain dict :data:`METHODS` (name -> class). :func:`get_method` builds one with
+hyper-parameter overrides; :func:`list_methods` gives the names. See :mod:`kdteach.methods.base` for
+what a method declares.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import LossContext, Method, StagePlan, Student
+from .at import AT
+from .fsp import FSP
+from .kd import KD
+from .kdsvd import KDSVD
+
+METHODS: dict[str, type[Method]] = {
+    "student": Student,
+    "kd": KD,
+    "at": AT,
+    "fsp": FSP,
+    "kdsvd": KDSVD,
+}
+
+
+def list_methods() -> list[str]:
+    """Names accepted by :func:`get_method` (``"student"`` is the no-teacher baseline)."""
+    return list(METHODS)
+
+
+def get_method(name: str, **hparams: Any) -> Method:
+    """The method called ``name`` with ``hparams`` overriding its defaults.
+
+    Raises:
+        ValueError: unknown method (the message lists the valid names) or unknown hyper-parameter.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"method name must be a str, got {type(name).__name__}")
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(list_methods())}")
+    return METHODS[name](**hparams)
+
+
+__all__ = ["METHODS", "Method", "StagePlan", "LossContext", "Student", "get_method", "list_methods"]

@@ -1,0 +1,250 @@
+"""What a distillation method is: plain Python, one class per paper, read top to bottom.
+
+A method says
+
+* ``name`` and ``paper`` (the reference), ``defaults``: its hyper-parameters, with the loss weights
+  of the CRD benchmark (Tian et al., ICLR 2020, github.com/HobbitLong/RepDistiller) where it has them;
+* which features it needs from the student and the teacher (:meth:`Method.student_features`,
+  :meth:`Method.teacher_features`: names of :mod:`kdteach.features`, i.e. stage names and
+  ``"pool"``; ``preact`` picks pre- or post-activation);
+* :meth:`Method.build_extras`: trainable modules of its own (regressors, embeddings), trained with
+  the student by the same optimiser;
+* :meth:`Method.loss`: a dict of named, already-weighted loss terms for one batch (the trainer adds
+  them into ``"total"``);
+* :meth:`Method.stages`: the protocol. One ``"main"`` stage by default; two-stage methods (FSP, AB,
+  FT in the benchmark) return an ``"init"`` stage first.
+
+The trainer (:mod:`kdteach.train.trainer`) does everything else: data, teacher forward under
+``torch.inference_mode()``, feature capture, optimiser, schedule, AMP, history, checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage of a method's protocol.
+
+    Attributes:
+        name: ``"main"`` for the stage that ends with the trained student; ``"init"`` for a first
+            stage (e.g. FSP's feature initialisation).
+        epochs: number of epochs of this stage (> 0).
+        trainable: ``"all"`` (student + extras) or ``"features"`` (student without its classifier
+            ``fc``, + extras), as the benchmark's ``init`` stage trains ``get_feat_modules()``.
+        schedule: follow the budget's learning-rate schedule over this stage; False keeps the
+            budget's initial learning rate constant (the benchmark's init stage).
+        teacher: whether this stage needs the teacher's forward pass.
+    """
+
+    name: str
+    epochs: int
+    trainable: str = "all"
+    schedule: bool = True
+    teacher: bool = True
+
+    def __post_init__(self):
+        if self.trainable not in ("all", "features"):
+            raise ValueError(f"StagePlan.trainable must be 'all' or 'features', got {self.trainable!r}")
+        if not isinstance(self.epochs, int) or self.epochs <= 0:
+            raise ValueError(f"StagePlan.epochs must be a positive int, got {self.epochs!r} (stage {self.name!r})")
+
+
+@dataclass
+class LossContext:
+    """Everything :meth:`Method.loss` may use for one training batch.
+
+    Attributes:
+        x: (B, 3, H, W) normalised images.
+        y: (B,) int64 labels.
+        student_logits: (B, K) student logits (carry gradients).
+        teacher_logits: (B, K) teacher logits (no gradients), or None when the stage has no teacher.
+        student_features: name -> student feature ((B, C, H, W) stages, (B, D) ``"pool"``).
+        teacher_features: name -> teacher feature (no gradients).
+        extras: the method's trainable modules (:meth:`Method.build_extras`).
+        stage: the current stage name.
+        epoch: 0-based epoch within the stage; step: 0-based step within the epoch.
+        warmup: distillation warm-up factor in [0, 1] (1 unless the method uses warm-up).
+        hparams: the method's hyper-parameters (read-only).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    student_logits: torch.Tensor
+    teacher_logits: torch.Tensor | None
+    student_features: Mapping[str, torch.Tensor]
+    teacher_features: Mapping[str, torch.Tensor]
+    extras: nn.ModuleDict
+    stage: str = "main"
+    epoch: int = 0
+    step: int = 0
+    warmup: float = 1.0
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+
+def cross_entropy(ctx: LossContext) -> torch.Tensor:
+    """Task loss: mean cross-entropy of the student logits (B, K) against labels (B,), in float32."""
+    return F.cross_entropy(ctx.student_logits.float(), ctx.y)
+
+
+def stage_names(model: nn.Module, skip_first: bool = False) -> list[str]:
+    """Stage feature names of a kdteach model, shallow to deep.
+
+    ``skip_first=True`` drops the stem, which is the CRD benchmark's ``feat[1:-1]`` (its feature
+    list is [stem, stage 1, ..., stage n, pool]); ``skip_first=False`` is ``feat[:-1]``.
+    """
+    stages = getattr(model, "stages", None)
+    if not stages:
+        raise TypeError(f"{type(model).__name__} declares no stages; feature methods need a kdteach.models model")
+    names = [s.name for s in stages]
+    return names[1:] if skip_first else names
+
+
+class Method:
+    """Base class of distillation methods (see the module docstring).
+
+    Args:
+        **hparams: overrides of :attr:`defaults` (unknown names raise ValueError listing the valid ones).
+    """
+
+    #: registry key, e.g. ``"kd"``
+    name: str = "method"
+    #: the paper, as "Authors, Title, Venue Year (link)"
+    paper: str = ""
+    #: hyper-parameters and loss weights
+    defaults: Mapping[str, Any] = MappingProxyType({})
+    #: whether any stage needs a teacher
+    needs_teacher: bool = True
+    #: capture stage features before their activation (AB, OFD)
+    preact: bool = False
+    #: scale distillation terms by a linear warm-up over the budget's ``warmup_epochs``
+    uses_warmup: bool = False
+
+    def __init__(self, **hparams: Any):
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "(none)"
+            raise ValueError(f"unknown hyper-parameter(s) {unknown} for method {self.name!r}; valid: {valid}")
+        merged = dict(self.defaults)
+        for key, value in hparams.items():
+            default = self.defaults[key]
+            if isinstance(default, numbers.Real) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                    raise TypeError(f"hyper-parameter {key!r} of method {self.name!r} must be a finite number, "
+                                    f"got {type(value).__name__} {value!r}")
+                value = type(default)(value) if isinstance(default, int) and float(value).is_integer() else value
+            merged[key] = value
+        self.hparams: Mapping[str, Any] = MappingProxyType(merged)
+        self.validate_hparams()
+
+    def validate_hparams(self) -> None:
+        """Check :attr:`hparams` (override to add constraints); raise ValueError naming the parameter."""
+        for key, value in self.hparams.items():
+            if (key.endswith("_weight") or key in ("alpha", "beta", "gamma")) and isinstance(value, numbers.Real) \
+                    and value < 0:
+                raise ValueError(f"hyper-parameter {key!r} of method {self.name!r} must be >= 0, got {value!r}")
+
+    # ------------------------------------------------------------------ features
+    def student_features(self, student: nn.Module) -> list[str]:
+        """Feature names to capture from the student (default: none)."""
+        return []
+
+    def teacher_features(self, teacher: nn.Module) -> list[str]:
+        """Feature names to capture from the teacher (default: the student's names)."""
+        return self.student_features(teacher)
+
+    def check_models(self, student: nn.Module, teacher: nn.Module | None) -> None:
+        """Raise ValueError if the pair cannot be used with this method (override to add checks)."""
+
+    # ------------------------------------------------------------------ extras and protocol
+    def build_extras(self, student: nn.Module, teacher: nn.Module | None, budget) -> nn.ModuleDict:
+        """Trainable modules of the method (regressors, embeddings); default: none."""
+        return nn.ModuleDict()
+
+    def stages(self, budget) -> list[StagePlan]:
+        """The protocol for ``budget``: by default one ``"main"`` stage of ``budget.epochs`` epochs."""
+        return [StagePlan("main", budget.epochs, teacher=self.needs_teacher)]
+
+    def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
+        """Named, already-weighted scalar loss terms for one batch (the trainer sums them)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
+        return f"{type(self).__name__}({args})"
+
+
+def paired_stage_names(method_name: str, student: nn.Module, teacher: nn.Module, skip_first: bool
+                       ) -> tuple[list[str], list[str]]:
+    """Student and teacher stage names paired one to one (benchmark ``feat[1:-1]`` or ``feat[:-1]``).
+
+    Raises:
+        ValueError: the two models declare different numbers of stages.
+    """
+    s, t = stage_names(student, skip_first), stage_names(teacher, skip_first)
+    if len(s) != len(t):
+        raise ValueError(f"method {method_name!r} pairs student and teacher stages one to one, but the student "
+                         f"{type(student).__name__} has {len(s)} ({s}) and the teacher {type(teacher).__name__} "
+                         f"has {len(t)} ({t})")
+    return s, t
+
+
+class Student(Method):
+    """The student trained alone with cross-entropy: the baseline of every comparison (no teacher)."""
+
+    name = "student"
+    paper = "Baseline: the student trained alone with cross-entropy (no distillation)."
+    defaults = MappingProxyType({})
+    needs_teacher = False
+
+    def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
+        """``{"ce": CE(student_logits (B, K), y (B,))}``."""
+        return {"ce": cross_entropy(ctx)}
+
+
+def batch_losses(method: Method, student: nn.Module, teacher: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
+                 *, stage: str = "main", extras: nn.ModuleDict | None = None, epoch: int = 0) -> dict[str, torch.Tensor]:
+    """The loss terms of ``method`` on one batch, outside the trainer (for notebooks and tests).
+
+    Runs the teacher under ``torch.inference_mode()`` and the student with gradients, capturing the
+    features the method asks for, exactly as the trainer does for one step.
+
+    Args:
+        method: a Method instance.
+        student, teacher: kdteach models (teacher may be None for methods without one).
+        x: (B, 3, H, W) normalised images; y: (B,) int64 labels.
+        stage: which stage's loss to compute (e.g. FSP's ``"init"``).
+        extras: the method's extras (default: freshly built with ``build_extras``).
+
+    Returns:
+        Named, weighted scalar terms (no ``"total"``); they carry gradients to the student.
+    """
+    from ..features import capture
+
+    if extras is None:
+        extras = method.build_extras(student, teacher, None)
+    s_names = list(method.student_features(student))
+    t_names = list(method.teacher_features(teacher)) if teacher is not None else []
+    t_logits, t_feats = None, {}
+    if teacher is not None and method.needs_teacher:
+        with capture(teacher, t_names, preact=method.preact) as store, torch.inference_mode():
+            t_out = teacher(x)
+        t_logits = t_out.clone()
+        t_feats = {n: store[n].clone() for n in t_names}
+    with capture(student, s_names, preact=method.preact) as store:
+        s_logits = student(x)
+    s_feats = {n: store[n] for n in s_names}
+    ctx = LossContext(x=x, y=y, student_logits=s_logits, teacher_logits=t_logits, student_features=s_feats,
+                      teacher_features=t_feats, extras=extras, stage=stage, epoch=epoch, step=0,
+                      hparams=method.hparams)
+    return method.loss(ctx)

@@ -1,0 +1,75 @@
+"""FSP: Yim, Joo, Bae, Kim, "A Gift from Knowledge Distillation: Fast Optimization, Network
+Minimization and Transfer Learning", CVPR 2017.
+
+The "flow of solution procedure" between consecutive layers is the Gram-like matrix
+G = (1/HW) Σ_hw F1 F2ᵀ. Training has two stages, as in the paper and the CRD benchmark:
+
+1. ``init``: the student's feature layers (not its classifier) learn to match the teacher's FSP
+   matrices between every pair of consecutive stage outputs, stem included (benchmark
+   ``feat[:-1]``), with the budget's initial learning rate held constant (benchmark:
+   ``init_epochs=30`` before the 240 main epochs; scaled to the budget here).
+2. ``main``: ordinary training with cross-entropy only (the benchmark adds no FSP term here).
+
+Both stages are kept: collapsing them into one loss would be another method.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import torch
+
+from ..losses import fsp_loss, fsp_matrix
+from .base import LossContext, Method, StagePlan, cross_entropy, paired_stage_names, stage_names
+
+
+class FSP(Method):
+    """Two-stage FSP distillation; stage ``init`` has term ``fsp``, stage ``main`` term ``ce``."""
+
+    name = "fsp"
+    paper = ("J. Yim, D. Joo, J. Bae, J. Kim, A Gift from Knowledge Distillation: Fast Optimization, Network "
+             "Minimization and Transfer Learning, CVPR 2017")
+    defaults = MappingProxyType({"ce_weight": 1.0, "fsp_weight": 1.0, "init_epochs": None})
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        n = self.hparams["init_epochs"]
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
+            raise ValueError(f"hyper-parameter 'init_epochs' of method 'fsp' must be None (the budget's) or a "
+                             f"positive int, got {n!r}")
+
+    def student_features(self, student) -> list[str]:
+        """All stage outputs, stem included (benchmark ``feat[:-1]``)."""
+        return stage_names(student, skip_first=False)
+
+    def check_models(self, student, teacher) -> None:
+        s_names, t_names = paired_stage_names(self.name, student, teacher, skip_first=False)
+        s_ch = [student.stage(n).channels for n in s_names]
+        t_ch = [teacher.stage(n).channels for n in t_names]
+        if s_ch != t_ch:
+            raise ValueError(f"method 'fsp' compares FSP matrices (C_i x C_i+1) of consecutive stages, so the student "
+                             f"and teacher stages need equal channels; got student {s_ch} and teacher {t_ch}")
+
+    def stages(self, budget) -> list[StagePlan]:
+        """``init`` (budget's init epochs, features only, constant lr) then ``main`` (no teacher)."""
+        n_init = self.hparams["init_epochs"] or budget.init_epochs
+        if n_init <= 0:
+            raise ValueError(f"method 'fsp' needs at least one init epoch; budget {budget.name!r} has init_epochs=0 "
+                             f"(pass hparams={{'init_epochs': N}})")
+        return [StagePlan("init", n_init, trainable="features", schedule=False, teacher=True),
+                StagePlan("main", budget.epochs, teacher=False)]
+
+    @staticmethod
+    def matrices(features) -> list[torch.Tensor]:
+        """FSP matrices (B, C_i, C_i+1) between consecutive features of a list of (B, C, H, W) maps."""
+        fs = list(features)
+        return [fsp_matrix(a, b) for a, b in zip(fs[:-1], fs[1:])]
+
+    def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
+        """Stage ``init``: ``{"fsp": fsp_weight · fsp_loss(G_s, G_t)}``; stage ``main``: ``{"ce": ...}``."""
+        h = ctx.hparams
+        if ctx.stage == "init":
+            g_s = self.matrices(ctx.student_features.values())
+            g_t = self.matrices(ctx.teacher_features.values())
+            return {"fsp": h["fsp_weight"] * fsp_loss(g_s, g_t)}
+        return {"ce": h["ce_weight"] * cross_entropy(ctx)}

@@ -1,0 +1,153 @@
+"""The two entry points notebooks and the CLI use: :func:`distill` and :func:`train_model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import models as kdmodels
+from .. import results
+from ..data import NUM_CLASSES
+from ..methods import get_method
+from ..methods.base import Method, Student
+from .budgets import Budget, get_budget
+from .trainer import RunResult, Trainer, check_pair, model_name
+
+
+def build_model(arch: str, num_classes: int, seed: int = 0) -> nn.Module:
+    """``kdteach.models.create(arch, num_classes)`` with its initialisation seeded by ``seed``.
+
+    The returned model carries ``kd_arch = arch`` (its zoo name, used in run records).
+    """
+    if not isinstance(arch, str):
+        raise TypeError(f"arch must be a model name (str), got {type(arch).__name__}")
+    if arch not in kdmodels.MODELS:
+        raise ValueError(f"unknown model {arch!r}; available models: {', '.join(kdmodels.list_models())}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = kdmodels.create(arch, num_classes=num_classes)
+    model.kd_arch = arch
+    return model
+
+
+def _check_epochs(epochs: Any) -> int | None:
+    if epochs is None:
+        return None
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
+        raise ValueError(f"epochs must be a positive int or None, got {epochs!r}")
+    return epochs
+
+
+def _resolve_method(method: str | Method, hparams: dict | None) -> Method:
+    if isinstance(method, Method):
+        if hparams:
+            return type(method)(**{**dict(method.hparams), **hparams})
+        return method
+    return get_method(method, **(hparams or {}))
+
+
+def distill(method: str | Method, *, budget: str | Budget | None = None, teacher: str | nn.Module | None = None,
+            student: str | nn.Module | None = None, seed: int = 0, hparams: dict | None = None,
+            record: bool = True, progress: bool = True, epochs: int | None = None,
+            device: torch.device | str | None = None, checkpoint: str | Path | None = None) -> RunResult:
+    """Train a student with a distillation method under a budget, and record the run.
+
+    Args:
+        method: a registry name (:func:`kdteach.methods.list_methods`, e.g. ``"kd"``) or a Method.
+        budget: ``"ci" | "quick" | "gpu" | "paper"``, a Budget, or None for ``KDTEACH_BUDGET``.
+        teacher: None for the budget's cached teacher (:func:`kdteach.zoo.teacher`, seed 0), an
+            architecture name (cached teacher of that arch), or a trained model.
+        student: None for the budget's student architecture, a name, or a model (trained in place).
+        seed: seeds the student's initialisation, the extras, the data order and augmentation.
+        hparams: overrides of the method's defaults (e.g. ``{"temperature": 8}``).
+        record: save the run record in ``KDTEACH_RESULTS``.
+        progress: show a progress bar.
+        epochs: override the budget's epoch count (schedule and init stages scale with it).
+        device: default: CUDA if available.
+        checkpoint: file to checkpoint into / resume from.
+
+    Returns:
+        :class:`~kdteach.train.trainer.RunResult` ``(student, extras, record, history)``.
+    """
+    m = _resolve_method(method, hparams)
+    b = get_budget(budget)
+    epochs = _check_epochs(epochs)
+    if epochs is not None:
+        b = b.with_epochs(epochs)
+    k = NUM_CLASSES[b.dataset]
+    if student is None or isinstance(student, str):
+        s_model = build_model(student or b.student, k, seed)
+    elif isinstance(student, nn.Module):
+        s_model = student
+    else:
+        raise TypeError(f"student must be None, an architecture name or a model, got {type(student).__name__}")
+    t_model = None
+    if m.needs_teacher:
+        if isinstance(teacher, str) and teacher not in kdmodels.MODELS:
+            raise ValueError(f"unknown model {teacher!r}; available models: {', '.join(kdmodels.list_models())}")
+        if teacher is None or isinstance(teacher, str):
+            from .. import zoo
+            # check the pair on an untrained teacher before spending time on training/loading one
+            check_pair(m, s_model, build_model(teacher or b.teacher, k))
+            m.stages(b)
+            t_model = zoo.teacher(teacher, budget=get_budget(budget), progress=progress)
+        elif isinstance(teacher, nn.Module):
+            t_model = teacher
+        else:
+            raise TypeError(f"teacher must be None, an architecture name or a model, got {type(teacher).__name__}")
+    trainer = Trainer(m, s_model, t_model, b, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
+    history = trainer.fit()
+    rec = trainer.record()
+    if record:
+        results.save_record(rec)
+    if progress:
+        print(f"{rec['method']} {rec['student']}: best test accuracy {rec['best_acc']:.2f}% (epoch {rec['best_epoch']}), "
+              f"last {rec['last_acc']:.2f}%, {rec['wall_time']:.0f} s", flush=True)
+    s_model.eval()
+    return RunResult(s_model, trainer.extras, rec, history)
+
+
+def train_model(arch: str | None = None, *, budget: str | Budget | None = None, dataset: str | None = None,
+                role: str = "student", seed: int = 0, epochs: int | None = None, record: bool = True,
+                progress: bool = True, device: torch.device | str | None = None,
+                checkpoint: str | Path | None = None) -> RunResult:
+    """Train one model alone with cross-entropy: a teacher, or the student-alone baseline.
+
+    Args:
+        arch: architecture name; None: the budget's ``teacher`` (role "teacher") or ``student``.
+        budget: budget name / Budget / None (``KDTEACH_BUDGET``).
+        dataset: override the budget's dataset (``cifar10``/``cifar100``).
+        role: ``"teacher"`` (``teacher_epochs`` epochs, record method "teacher") or ``"student"``
+            (``epochs`` epochs, record method "student").
+        seed: initialisation and data-order seed.
+        epochs: override the number of epochs.
+
+    Returns:
+        :class:`~kdteach.train.trainer.RunResult` with empty extras.
+    """
+    if role not in ("teacher", "student"):
+        raise ValueError(f"role must be 'teacher' or 'student', got {role!r}")
+    b = get_budget(budget)
+    if dataset is not None and dataset != b.dataset:
+        b = b.replace(dataset=dataset)
+    if role == "teacher":
+        b = b.for_teacher()
+    epochs = _check_epochs(epochs)
+    if epochs is not None:
+        b = b.with_epochs(epochs)
+    arch = arch or (b.teacher if role == "teacher" else b.student)
+    model = build_model(arch, NUM_CLASSES[b.dataset], seed)
+    trainer = Trainer(Student(), model, None, b, seed=seed, device=device, progress=progress,
+                      checkpoint=checkpoint, method_name=role)
+    history = trainer.fit()
+    rec = trainer.record()
+    if record:
+        results.save_record(rec)
+    model.eval()
+    return RunResult(model, trainer.extras, rec, history)
+
+
+__all__ = ["distill", "train_model", "build_model", "model_name"]

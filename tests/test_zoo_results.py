@@ -1,0 +1,152 @@
+"""Cached teachers (zoo) and run records (results)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from kdteach import results, zoo
+from kdteach.train.budgets import get_budget
+
+
+@pytest.fixture
+def unit_budget():
+    return get_budget("ci").replace(name="unit", train_subset=256, test_subset=128, batch_size=64, epochs=1,
+                                    teacher_epochs=1)
+
+
+@pytest.fixture(autouse=True)
+def _tmp_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDTEACH_DEVICE", "cpu")
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("the cache should have been used instead of training")
+
+
+# ---------------------------------------------------------------------------------------------- zoo
+
+@pytest.mark.usefixtures("offline_data")
+def test_teacher_is_trained_once_then_loaded(unit_budget, tmp_path, monkeypatch, capsys):
+    first = zoo.teacher(budget=unit_budget, progress=False)
+    out = capsys.readouterr().out
+    assert "teacher tiny_teacher (cifar10, budget unit, seed 0): test accuracy" in out and "trained" in out
+    assert 0.0 <= first.kd_test_acc <= 100.0 and first.kd_arch == "tiny_teacher" and not first.training
+    path = zoo.cache_path("teacher", "tiny_teacher", unit_budget, 0)
+    assert path.is_file() and path.parent == tmp_path / "cache" / "teachers"
+    assert [r["method"] for r in results.load_records()] == ["teacher"]
+
+    monkeypatch.setattr(zoo, "train_model", _no_training)
+    second = zoo.teacher(budget=unit_budget)
+    assert "[cached]" in capsys.readouterr().out
+    assert second.kd_test_acc == first.kd_test_acc
+    for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.usefixtures("offline_data")
+def test_cache_key_follows_the_recipe(unit_budget):
+    key = zoo.cache_key("teacher", "tiny_teacher", unit_budget, 0)
+    assert key.startswith("tiny_teacher-cifar10-unit-s0-")
+    assert zoo.cache_key("teacher", "tiny_teacher", unit_budget.replace(lr=0.2), 0) != key
+    assert zoo.cache_key("teacher", "tiny_teacher", unit_budget.replace(teacher_epochs=2), 0) != key
+    assert zoo.cache_key("teacher", "tiny_teacher", unit_budget, 1) != key
+    # student-only fields do not retrain the teacher, but they do change the baseline student
+    assert zoo.cache_key("teacher", "tiny_teacher", unit_budget.replace(epochs=7), 0) == key
+    skey = zoo.cache_key("student", "tiny_student", unit_budget, 0)
+    assert zoo.cache_key("student", "tiny_student", unit_budget.replace(epochs=7), 0) != skey
+
+
+@pytest.mark.usefixtures("offline_data")
+def test_student_baseline_and_waiting_for_the_lock(unit_budget, monkeypatch):
+    model, record = zoo.student_baseline(budget=unit_budget, seed=1, progress=False, verbose=False)
+    assert record["method"] == "student" and record["seed"] == 1 and model.kd_test_acc == record["last_acc"]
+    path = zoo.cache_path("student", "tiny_student", unit_budget, 1)
+    saved = path.read_bytes()
+    path.unlink()
+    # another process holds the lock and is "training": we must wait, then load its file
+    monkeypatch.setattr(zoo, "train_model", _no_training)
+    got = {}
+    with zoo._file_lock(path, verbose=False):
+        thread = threading.Thread(target=lambda: got.update(
+            r=zoo.student_baseline(budget=unit_budget, seed=1, verbose=False)))
+        thread.start()
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(saved)
+        tmp.replace(path)
+    thread.join(timeout=60)
+    assert got["r"][1]["run_id"] == record["run_id"]
+
+
+def test_zoo_errors(unit_budget):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        zoo.teacher("nope", budget=unit_budget)
+    with pytest.raises(ValueError, match="unknown budget"):
+        zoo.teacher(budget="nope")
+    with pytest.raises(ValueError, match="dataset 'svhn'"):
+        zoo.teacher(dataset="svhn", budget=unit_budget)
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+def make_record(method="kd", seed=0, best=60.0, created="2026-01-01T00:00:00Z"):
+    history = [{"epoch": 1, "stage": "main", "lr": 0.1, "train_acc": 40.0, "test_acc": best - 5.0, "seconds": 1.0,
+                "loss": {"ce": 1.0, "total": 1.0}},
+               {"epoch": 2, "stage": "main", "lr": 0.01, "train_acc": 50.0, "test_acc": best, "seconds": 1.0,
+                "loss": {"ce": 0.8, "total": 0.8}}]
+    return results.new_record(method=method, teacher="tiny_teacher", student="tiny_student", dataset="cifar10",
+                              budget="ci", seed=seed, hparams={"t": 4.0}, recipe={"epochs": 2}, history=history,
+                              wall_time=2.0, device="cpu", created=created)
+
+
+def test_record_roundtrip(tmp_path):
+    rec = make_record()
+    assert set(results.REQUIRED_KEYS) <= set(rec)
+    assert rec["run_id"].startswith("kd-tiny_student-tiny_teacher-cifar10-ci-s0-")
+    assert (rec["best_acc"], rec["best_epoch"], rec["last_acc"]) == (60.0, 2, 60.0)
+    path = results.save_record(rec)
+    assert path.parent == tmp_path / "results" and path.name == rec["run_id"] + ".json"
+    assert results.load_records() == [json.loads(path.read_text())] == [rec]
+    assert not [p for p in path.parent.iterdir() if p.suffix != ".json"]
+
+
+def test_corrupt_records_are_skipped_with_a_warning(tmp_path):
+    results.save_record(make_record())
+    folder = tmp_path / "results"
+    (folder / "half.json").write_text('{"run_id": "x", "method": ')
+    (folder / "foreign.json").write_text('{"hello": 1}')
+    with pytest.warns(UserWarning) as caught:
+        recs = results.load_records()
+    assert len(recs) == 1
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert "foreign.json" in messages[0] and "missing keys" in messages[0]
+    assert "half.json" in messages[1] and "skipping unreadable run record" in messages[1]
+
+
+def test_filters_and_comparison_table(tmp_path):
+    for seed, best in enumerate((60.0, 62.0, 64.0)):
+        results.save_record(make_record("kd", seed, best))
+    for seed, best in enumerate((58.0, 59.0)):
+        results.save_record(make_record("student", seed, best))
+    assert len(results.load_records(method="kd")) == 3
+    assert len(results.load_records(method=("kd", "student"), seed=0)) == 2
+    rows = results.comparison_table(results.load_records())
+    kd = next(r for r in rows if r["method"] == "kd")
+    assert kd["mean"] == pytest.approx(62.0) and kd["std"] == pytest.approx(2.0) and kd["n"] == 3
+    assert kd["seeds"] == [0, 1, 2] and (kd["min"], kd["max"]) == (60.0, 64.0)
+    st = next(r for r in rows if r["method"] == "student")
+    assert st["mean"] == pytest.approx(58.5) and st["std"] == pytest.approx(0.5 ** 0.5)
+    # a re-run of the same seed counts once (the newest)
+    rows2 = results.comparison_table([make_record("kd", 0, 50.0), make_record("kd", 0, 70.0, "2026-02-01T00:00:00Z")])
+    assert rows2[0]["n"] == 1 and rows2[0]["mean"] == 70.0
+    text = results.format_table(rows)
+    assert "62.00 ± 2.00" in text and "kd" in text and "student" in text
+    assert results.format_table([]) == "(no runs)"
+    with pytest.raises(ValueError, match="missing keys"):
+        results.save_record({"run_id": "x"})
