@@ -171,3 +171,29 @@ def test_bars(figures):
         viz.plot_bars([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match=r"labels must have 3 entries"):
         viz.plot_bars([1, 2, 3], None, ["a"])
+
+
+def test_figure_png_and_ipython_registration():
+    from matplotlib.figure import Figure
+
+    from kdteach.viz import figure_png, register_notebook_display
+
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    png = figure_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    registered = {}
+
+    class _Formatter:
+        def for_type(self, typ, func):
+            registered[typ] = func
+
+    class _Shell:
+        class display_formatter:  # noqa: N801 - mimics IPython's attribute
+            formatters = {"image/png": _Formatter()}
+
+    assert register_notebook_display(_Shell()) is True
+    assert registered[Figure](fig)[:4] == b"\x89PNG"
+    with pytest.raises(TypeError, match="Figure"):
+        figure_png("not a figure")

@@ -13,7 +13,10 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 """
 
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
+from .display import figure_png, register_notebook_display
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
+
+register_notebook_display()  # a cell ending in `fig` shows the PNG in Jupyter, even under MPLBACKEND=Agg
 
 __all__ = [
     "plot_softened_distributions",
@@ -25,4 +28,6 @@ __all__ = [
     "plot_curves",
     "plot_bars",
     "history_values",
+    "figure_png",
+    "register_notebook_display",
 ]
