@@ -57,7 +57,8 @@ def reference_loader(split: kdata.ImageSplit, batch: int, workers: int) -> torch
                                        pin_memory=False, persistent_workers=workers > 0)
 
 
-def reference_throughput(teacher, student, loader, device, steps: int, warmup: int, kd: bool) -> float:
+def reference_throughput(teacher, student, loader, device, steps: int, warmup: int, kd: bool,
+                         clock=time.perf_counter) -> float:
     """images/s of the usual loop: fp32, NCHW, teacher under no_grad (not inference_mode)."""
     student.train()
     if teacher is not None:
@@ -69,7 +70,7 @@ def reference_throughput(teacher, student, loader, device, steps: int, warmup: i
         for x, y in loader:
             if done == warmup:
                 sync()
-                t0 = time.perf_counter()
+                t0 = clock()
             x, y = x.to(device), y.to(device)
             logits = student(x)
             loss = F.cross_entropy(logits, y)
@@ -85,7 +86,7 @@ def reference_throughput(teacher, student, loader, device, steps: int, warmup: i
             if done == warmup + steps:
                 break
     sync()
-    return steps * loader.batch_size / (time.perf_counter() - t0)
+    return steps * loader.batch_size / (clock() - t0)
 
 
 def main(argv=None) -> int:
@@ -96,12 +97,19 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                   help="reference DataLoader workers (the benchmark uses 8)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="reference DataLoader workers (the CRD benchmark uses 8; default min(8, cpus) with "
+                        "--clock wall, 0 with --clock cpu so that all the work is counted)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall time, or this process's CPU time (robust when other jobs load the machine; "
+                        "use with --threads 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers is None:
+        args.workers = 0 if args.clock == "cpu" else min(8, os.cpu_count() or 1)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     device = torch.device(args.device)
 
     split = kdata.load_split("cifar10", train=True)
@@ -113,7 +121,9 @@ def main(argv=None) -> int:
     print(f"# device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
           f"batch {args.batch}, {args.resolution}x{args.resolution}, steps {args.steps} (+{args.warmup} warm-up), "
-          f"reference workers {args.workers}")
+          f"reference workers {args.workers}, clock {args.clock}")
+    if hasattr(os, "getloadavg"):
+        print(f"# load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"# command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     header = f"{'pair':<28} {'loop':<8} {'kdteach img/s':>14} {'reference img/s':>16} {'ratio':>6}"
     print(header)
@@ -127,12 +137,15 @@ def main(argv=None) -> int:
             student = T.build_model(s_arch, 10, 0)
             tr = T.Trainer(method, student, teacher if loop == "kd" else None, budget, device=device,
                            progress=False, train_split=split, test_split=split.subset(args.batch))
-            ours = tr.benchmark(steps=args.steps, warmup=args.warmup)["images_per_s"]
+            ours = tr.benchmark(steps=args.steps, warmup=args.warmup, clock=clock)["images_per_s"]
             ref_student = T.build_model(s_arch, 10, 0).to(device)
             ref_teacher = T.build_model(t_arch, 10, 1).to(device) if loop == "kd" else None
-            ref = reference_throughput(ref_teacher, ref_student, loader, device, args.steps, args.warmup, loop == "kd")
+            ref = reference_throughput(ref_teacher, ref_student, loader, device, args.steps, args.warmup, loop == "kd",
+                                       clock)
             print(f"{t_arch + ' -> ' + s_arch:<28} {loop:<8} {ours:>14.0f} {ref:>16.0f} {ours / ref:>5.2f}x",
                   flush=True)
+    if hasattr(os, "getloadavg"):
+        print(f"# load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
 
