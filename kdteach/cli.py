@@ -7,7 +7,7 @@ Commands::
     kdteach train-teacher --arch resnet32x4 --dataset cifar100 --budget gpu --seed 0
     kdteach distill --method kd --teacher resnet32x4 --student resnet8x4 --budget gpu --seed 0 [--epochs N]
     kdteach results [--method kd] [--budget ci] [--metric best_acc]
-    kdteach zoo warm [--quiet] [--seeds 0 1 2] [--budget ci]
+    kdteach zoo warm [--quiet] [--seeds 0 1] [--budget ci]
     kdteach notebooks export --lang en|zh DIR [NOTEBOOKS...]
     kdteach notebooks run [PATHS...]
 
@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Train (or load) the budget's default teacher (seed 0) and its baseline "
                                     "students for the given seeds.")
     w.add_argument("--budget", help=f"one of {budgets} (default: KDTEACH_BUDGET)")
-    w.add_argument("--seeds", type=_int, nargs="+", default=[0, 1, 2])
+    w.add_argument("--seeds", type=_int, nargs="+", default=None,
+                   help="baseline student seeds (default: the budget's seeds)")
     w.add_argument("--quiet", action="store_true", help="no progress bars")
 
     q = sub.add_parser("notebooks", help="export or run the course notebooks",

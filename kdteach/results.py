@@ -103,12 +103,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+#: mode of the files kdteach writes (rw for the user, read for others as the umask allows)
+FILE_MODE = 0o666 & ~_UMASK
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600 files; give them the usual umask-based mode
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -170,14 +170,15 @@ def student_baseline(arch: str | None = None, dataset: str | None = None, budget
     return _get_or_train("student", arch, dataset, budget, seed, progress, verbose)
 
 
-def warm(budget: str | Budget | None = None, seeds: Iterable[int] = (0, 1, 2), *, progress: bool | None = None,
+def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None, *, progress: bool | None = None,
          verbose: bool = True) -> dict:
-    """Train or load the budget's default teacher (seed 0) and its baseline students for ``seeds``.
+    """Train or load the budget's default teacher (seed 0) and its baseline students for ``seeds``
+    (default: the budget's ``seeds``, those the notebooks run).
 
     Returns:
         ``{"teacher": test_acc, "students": {seed: test_acc}}`` (percent).
     """
-    seeds = [int(s) for s in seeds]
+    seeds = [int(s) for s in (get_budget(budget).seeds if seeds is None else seeds)]
     t = teacher(budget=budget, seed=0, progress=progress, verbose=verbose)
     students = {}
     for s in seeds:

@@ -425,6 +425,29 @@ class TestKDSVD:
         np.testing.assert_allclose(torch.linalg.vector_norm(x @ v, dim=1).numpy(), s.numpy(), rtol=1e-10)
         assert torch.all(v.gather(1, v.abs().argmax(1, keepdim=True)) > 0)  # sign convention
 
+    @pytest.mark.parametrize("shape", [(3, 5, 4, 4), (3, 9, 2, 2), (3, 6, 3, 2)])   # HW > C, HW < C, HW = C
+    def test_float32_gram_route_matches_float64_svd(self, shape):
+        # float32 features go through the float64 Gram eigendecomposition (kdteach.losses.feature._thin_svd)
+        f64 = rand(*shape, seed=50, dtype=torch.float64, relu=True)
+        f64[1, 1:3] = 0                                            # dead channels: repeated zero singular values
+        f32 = f64.float()
+        for n in (None, 2):
+            s64, v64 = svd_features(f64, n)
+            s32, v32 = svd_features(f32, n)
+            assert s32.dtype == v32.dtype == torch.float32
+            np.testing.assert_allclose(s32.double().numpy(), s64.numpy(), rtol=1e-5, atol=1e-6)
+            keep = 2 if n is None else n                           # leading, well-separated components
+            np.testing.assert_allclose(v32[..., :keep].double().numpy(), v64[..., :keep].numpy(), atol=1e-5)
+        # gradients of a sign-invariant function of the top-3 components agree with the float64 SVD route
+        grads = []
+        for f in (f64, f32):
+            f = f.clone().requires_grad_(True)
+            s, v = svd_features(f, 3)
+            (s.sum() + (v * v.roll(1, 1)).sum()).backward()
+            assert torch.isfinite(f.grad).all()
+            grads.append(f.grad.double())
+        np.testing.assert_allclose(grads[1].numpy(), grads[0].numpy(), atol=2e-4)
+
     def test_alignment_recovers_permuted_and_flipped_vectors(self):
         vt = torch.linalg.qr(rand(2, 6, 6, seed=42, dtype=torch.float64))[0]
         perm = torch.tensor([3, 0, 5, 1, 2, 4])

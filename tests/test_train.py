@@ -72,6 +72,8 @@ def test_ci_budget_and_scaling():
     b = get_budget("ci")
     assert (b.dataset, b.resolution, b.batch_size, b.teacher, b.student) == ("cifar10", 16, 128, "tiny_teacher",
                                                                              "tiny_student")
+    assert b.seeds == (0, 1) and "seeds" not in b.recipe()
+    assert b.replace(seeds=(5,)).student_recipe() == b.student_recipe()
     assert b.lr_at(0, 10, 0.1) == pytest.approx(0.1)
     assert b.lr_at(5, 10, 0.1) == pytest.approx(0.05)
     p = get_budget("paper").with_epochs(24)

@@ -113,6 +113,7 @@ def test_record_roundtrip(tmp_path):
     assert path.parent == tmp_path / "results" and path.name == rec["run_id"] + ".json"
     assert results.load_records() == [json.loads(path.read_text())] == [rec]
     assert not [p for p in path.parent.iterdir() if p.suffix != ".json"]
+    assert path.stat().st_mode & 0o777 == results.FILE_MODE  # not mkstemp's private 0600
 
 
 def test_corrupt_records_are_skipped_with_a_warning(tmp_path):

@@ -125,8 +125,9 @@ def at_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, p: flo
     p = _check_at_inputs(student_feature, teacher_feature, p)
     with full_precision(student_feature.device):
         fs, ft = _pool_to_common(*_student_teacher(student_feature, teacher_feature))
-        a_s = F.normalize(fs.abs().pow(p).mean(1).flatten(1), dim=1)
-        a_t = F.normalize(ft.abs().pow(p).mean(1).flatten(1), dim=1)
+        power = (lambda f: f.square()) if p == 2 else (lambda f: f.abs().pow(p))   # |f|² = f², one op fewer
+        a_s = F.normalize(power(fs).mean(1).flatten(1), dim=1)
+        a_t = F.normalize(power(ft).mean(1).flatten(1), dim=1)
         return (a_s - a_t).pow(2).mean()
 
 
@@ -229,54 +230,141 @@ def fsp_loss(student_matrices: Sequence[torch.Tensor], teacher_matrices: Sequenc
 # KD-SVD
 # --------------------------------------------------------------------------------------------
 
-def _differentiable_top_svd(x: torch.Tensor, u: torch.Tensor, s: torch.Tensor, v: torch.Tensor, m: int,
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-m singular values and right singular vectors of x with a gradient that stays finite.
+_EIGH_POOL = None
+
+
+def _eigh(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.linalg.eigh`` of a batch of small symmetric matrices, split over the CPU threads.
+
+    On the CPU, torch decomposes a batch matrix by matrix on one thread; for the hundreds of
+    small Gram matrices of a KD-SVD step, splitting the batch over ``torch.get_num_threads()``
+    worker threads (LAPACK releases the GIL) is nearly that many times faster. The result is the
+    same as one call's: each matrix is decomposed on its own either way.
+    """
+    global _EIGH_POOL
+    threads = torch.get_num_threads()
+    if gram.device.type != "cpu" or threads < 2 or gram.shape[0] < 32:
+        return torch.linalg.eigh(gram)
+    if _EIGH_POOL is None or _EIGH_POOL._max_workers != threads:  # noqa: SLF001 - one pool per thread setting
+        from concurrent.futures import ThreadPoolExecutor
+        _EIGH_POOL = ThreadPoolExecutor(threads, thread_name_prefix="kdteach-eigh")
+    parts = list(_EIGH_POOL.map(torch.linalg.eigh, gram.chunk(threads)))
+    return torch.cat([w for w, _ in parts]), torch.cat([v for _, v in parts])
+
+
+def _thin_svd(xt: torch.Tensor, m: int, all_v: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD of a batch of matrices X (B, N, C), given as xt = Xᵀ (B, C, N); no gradient.
+
+    float64 input: ``torch.linalg.svd``. float32 input (training): the eigendecomposition of the
+    smaller Gram matrix, XᵀX (C×C) or X Xᵀ (N×N), formed and decomposed in float64, with the
+    other side's vectors from X v / s or Xᵀ u / s. For the small matrices of feature maps this is
+    several times faster than a batched SVD on the CPU, and more accurate than a float32 SVD for
+    the leading components (the Gram matrix squares the condition number; float64 more than pays
+    for it). Right singular vectors of (numerically) zero singular values are not unique; where
+    the Gram route cannot produce them (N < C) they are returned as zeros.
+
+    Args:
+        xt: (B, C, N) the transposed matrices.
+        m: the number of leading left singular vectors to return (<= r = min(N, C)).
+        all_v: return all r right singular vectors, else only the leading m.
+
+    Returns:
+        u (B, N, m), s (B, r) in decreasing order, v (B, C, r or m); in xt's dtype.
+    """
+    if xt.dtype == torch.float64:
+        u, s, vh = torch.linalg.svd(xt.transpose(1, 2), full_matrices=False)
+        v = vh.transpose(1, 2)
+        return u[..., :m], s, (v if all_v else v[..., :m])
+    xd = xt.double()
+    c, n = xt.shape[1], xt.shape[2]
+    if c <= n:
+        lam, v = _eigh(xd @ xd.transpose(1, 2))                              # XᵀX (B, C, C)
+    else:
+        lam, u = _eigh(xd.transpose(1, 2) @ xd)                              # X Xᵀ (B, N, N)
+    s = lam.flip(-1).clamp_min(0).sqrt()                                     # (B, r) decreasing
+    tol = 10 * torch.finfo(torch.float64).eps * max(n, c) * s[:, :1]
+    ok = s > tol
+    inv = torch.where(ok, 1.0 / torch.where(ok, s, torch.ones_like(s)), torch.zeros_like(s))
+    if c <= n:
+        v = v.flip(-1)
+        v_out = v if all_v else v[..., :m]
+        u = (xd.transpose(1, 2) @ v[..., :m]) * inv[:, None, :m]             # X v / s  (B, N, m)
+    else:
+        u = u.flip(-1)
+        k = u.shape[2] if all_v else m
+        v_out = (xd @ u[..., :k]) * inv[:, None, :k]                         # Xᵀ u / s (B, C, k)
+        u = u[..., :m]
+    return u.to(xt.dtype), s.to(xt.dtype), v_out.to(xt.dtype)
+
+
+class _TopSVD(torch.autograd.Function):
+    """Top-m singular values and right singular vectors of X with a gradient that stays finite.
 
     ``torch.linalg.svd``'s backward divides by s_i² − s_j² for *all* pairs, so repeated singular
     values anywhere in the spectrum (e.g. several all-zero channels after a ReLU) make the whole
-    gradient NaN, even though the kept top-m components are well defined. Here the values come
-    from the (no-grad) SVD and the gradient from first-order perturbation theory of the Gram
-    matrix M = xᵀx, which only involves gaps between a kept component and the others:
+    gradient NaN, even though the kept top-m components are well defined. Here the gradient comes
+    from first-order perturbation theory of the Gram matrix M = XᵀX (λ = s²), which only involves
+    gaps between a kept component i and the others:
 
-        dλ_i = 2 s_i u_iᵀ dx v_i,    dv_i = Σ_{j≠i} v_j v_jᵀ dM v_i / (λ_i − λ_j)   (λ = s²),
+        ds_i = u_iᵀ dX v_i,    dv_i = Σ_{j≠i} v_j v_jᵀ dM v_i / (λ_i − λ_j) + (I − V Vᵀ) dM v_i / λ_i,
 
-    where the sum includes the null space of M (λ_j = 0). Pairs with (numerically) equal
-    eigenvalues, whose vectors are not unique, get no gradient.
+    the last term covering the null space of M outside the thin SVD. Pairs with (numerically)
+    equal eigenvalues, whose vectors are not unique, get no gradient. With G the gradient of the
+    loss with respect to V_m, dL = ⟨dM, A⟩ for
 
-    Args:
-        x: (B, N, C) matrix with gradient; u (B, N, r), s (B, r), v (B, C, r): its thin SVD (no grad).
-        m: number of leading components to return.
+        A = V [coef ∘ (Vᵀ G)] V_mᵀ + (I − V Vᵀ) G diag(1/λ_m) V_mᵀ,   coef_ji = 1/(λ_i − λ_j),
 
-    Returns:
-        (B, m) singular values and (B, C, m) right singular vectors, equal in value to s and v.
+    and dM = dXᵀ X + Xᵀ dX gives ∂L/∂X = X (A + Aᵀ), computed here as one closed-form backward
+    instead of a graph of small operations.
+
+    Inputs: xt = Xᵀ (B, C, N) with gradient; u (B, N, m), s (B, r), v (B, C, r): its thin SVD.
+    Outputs: s_m (B, m), v_m (B, C, m), equal in value to s[:, :m] and v[..., :m].
     """
-    u_m, s_m, v_m = u[..., :m], s[..., :m], v[..., :m]
-    # Singular values: ds_i = u_iᵀ dx v_i; the expression below has exactly that derivative.
-    s_expr = (u_m * (x @ v_m)).sum(1)
-    s_out = s_m + (s_expr - s_expr.detach())
-    gram = x.transpose(1, 2) @ x                          # M (B, C, C)
-    d_gram = gram - gram.detach()                         # 0 in value, dM in derivative
-    lam = s.pow(2)                                        # (B, r)
-    lam_m = lam[:, :m]
-    tol = torch.finfo(x.dtype).eps * max(x.shape[1], x.shape[2]) * lam.amax(1, keepdim=True)  # (B, 1)
-    w = v.transpose(1, 2) @ d_gram @ v_m                  # (B, r, m): v_jᵀ dM v_i
-    gap = lam_m.unsqueeze(1) - lam.unsqueeze(2)           # (B, r, m): λ_i − λ_j
-    ok = gap.abs() > tol.unsqueeze(2)
-    coef = torch.where(ok, 1.0 / torch.where(ok, gap, torch.ones_like(gap)), torch.zeros_like(gap))
-    dv = v @ (coef * w)
-    if v.shape[2] < v.shape[1]:                           # null space of M (λ_j = 0) outside the thin SVD
-        ok_i = lam_m > tol
-        inv = torch.where(ok_i, 1.0 / torch.where(ok_i, lam_m, torch.ones_like(lam_m)), torch.zeros_like(lam_m))
-        dv = dv + (d_gram @ v_m - v @ w) * inv.unsqueeze(1)
-    return s_out, v_m + dv
+
+    @staticmethod
+    def forward(ctx, xt, u, s, v, m):  # noqa: D102 - documented on the class
+        ctx.save_for_backward(xt, u, s, v)
+        ctx.m = m
+        return s[:, :m].clone(), v[..., :m].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_s, g_v):  # noqa: D102 - documented on the class
+        xt, u, s, v = ctx.saved_tensors
+        m = ctx.m
+        c, n = xt.shape[1], xt.shape[2]
+        v_m = v[..., :m]
+        grad = None
+        if g_s is not None:
+            grad = (v_m * g_s.unsqueeze(1)) @ u.transpose(1, 2)               # Σ g_s,i v_i u_iᵀ (B, C, N)
+        if g_v is not None:
+            lam = s.pow(2)                                                    # (B, r)
+            lam_m = lam[:, :m]
+            tol = torch.finfo(xt.dtype).eps * max(n, c) * lam.amax(1, keepdim=True)      # (B, 1)
+            gap = lam_m.unsqueeze(1) - lam.unsqueeze(2)                       # (B, r, m): λ_i − λ_j
+            ok = gap.abs() > tol.unsqueeze(2)
+            coef = torch.where(ok, 1.0 / torch.where(ok, gap, torch.ones_like(gap)), torch.zeros_like(gap))
+            vtg = v.transpose(1, 2) @ g_v                                     # (B, r, m)
+            left = v @ (coef * vtg)                                           # (B, C, m)
+            if v.shape[2] < c:                                                # null space of M outside V
+                ok_i = lam_m > tol
+                inv = torch.where(ok_i, 1.0 / torch.where(ok_i, lam_m, torch.ones_like(lam_m)),
+                                  torch.zeros_like(lam_m))
+                left = left + (g_v - v @ vtg) * inv.unsqueeze(1)
+            a = left @ v_m.transpose(1, 2)                                    # A (B, C, C)
+            g_x = (a + a.transpose(1, 2)) @ xt                                # (A + Aᵀ) Xᵀ
+            grad = g_x if grad is None else grad + g_x
+        return grad, None, None, None, None
 
 
 def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Singular values and right (channel-space) singular vectors of a feature map (KD-SVD step 1).
 
     The feature (B, C, H, W) is viewed as B matrices of shape (H·W, C) and decomposed with
-    ``torch.linalg.svd(full_matrices=False)`` in float32 (or float64), autocast disabled.
+    autocast disabled: float64 features with ``torch.linalg.svd(full_matrices=False)``, float32
+    (and half, upcast) features through the float64 eigendecomposition of the smaller Gram
+    matrix, which is faster for these small matrices and at least as accurate as a float32 SVD
+    for the leading components (see ``_thin_svd``).
     Non-finite entries are zeroed first. With ``n`` given, as in the CRD benchmark's ``KDSVD.svd``:
     the top-n singular values are L2-normalised over the n kept values and the top-n right
     singular vectors are L2-normalised over channels; n is capped at min(H·W, C).
@@ -303,18 +391,18 @@ def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Ten
     if n is not None:
         n = check_int_at_least(n, "n", 1)
     with full_precision(feature.device):
-        x = as_float(feature).flatten(2).transpose(1, 2)                  # (B, HW, C)
-        x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
-        with torch.no_grad():
-            u, s, vh = torch.linalg.svd(x.detach(), full_matrices=False)
-            v = vh.transpose(1, 2)                                         # (B, C, r)
-            peak = v.gather(1, v.abs().argmax(1, keepdim=True))           # (B, 1, r)
-            sign = torch.where(peak < 0, -torch.ones_like(peak), torch.ones_like(peak))
-            u, v = u * sign, v * sign
-        r = s.shape[1]
+        xt = torch.nan_to_num(as_float(feature).flatten(2), nan=0.0, posinf=0.0, neginf=0.0)   # Xᵀ (B, C, HW)
+        r = min(xt.shape[1], xt.shape[2])
         m = r if n is None else min(n, r)
-        if x.requires_grad and torch.is_grad_enabled():
-            s_m, v_m = _differentiable_top_svd(x, u, s, v, m)
+        grad = xt.requires_grad and torch.is_grad_enabled()
+        with torch.no_grad():
+            u, s, v = _thin_svd(xt.detach(), m, all_v=grad or n is None)     # (B, HW, m), (B, r), (B, C, ·)
+            peak = v[..., :m].gather(1, v[..., :m].abs().argmax(1, keepdim=True))       # (B, 1, m)
+            sign = torch.where(peak < 0, -torch.ones_like(peak), torch.ones_like(peak))
+            u = u * sign
+            v = torch.cat([v[..., :m] * sign, v[..., m:]], dim=2) if v.shape[2] > m else v * sign
+        if grad:
+            s_m, v_m = _TopSVD.apply(xt, u, s, v, m)
         else:
             s_m, v_m = s[:, :m], v[..., :m]
         if n is not None:

@@ -63,6 +63,8 @@ class Budget:
         student: default student architecture.
         augment: random crop (padding resolution/8) + horizontal flip for training.
         test_batch_size: evaluation batch size.
+        seeds: the seeds a notebook experiment runs (mean and spread over them); not part of the
+            training recipe.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Budget:
     student: str
     augment: bool
     test_batch_size: int
+    seeds: tuple[int, ...] = (0, 1, 2)
 
     def __post_init__(self):
         if self.dataset not in ("cifar10", "cifar100"):
@@ -107,6 +110,9 @@ class Budget:
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"Budget.{field} must be None or a positive int, got {value!r}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "seeds", tuple(int(x) for x in self.seeds))
+        if not self.seeds:
+            raise ValueError("Budget.seeds must name at least one seed")
 
     # ------------------------------------------------------------------ schedule
     def lr_for(self, arch: str | None) -> float:
@@ -144,9 +150,10 @@ class Budget:
 
     # ------------------------------------------------------------------ recipes and keys
     def recipe(self) -> dict:
-        """All fields as a JSON-able dict (stored in run records)."""
+        """The training fields as a JSON-able dict (stored in run records; ``seeds`` left out)."""
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        del d["seeds"]
         return d
 
     def teacher_recipe(self) -> dict:
@@ -190,32 +197,33 @@ def recipe_hash(recipe: dict, n: int = 8) -> str:
 
 
 BUDGETS: dict[str, Budget] = {
-    # Sized on 2 CPU cores (docs/PERFORMANCE.md): teacher ~50 s once (cached), then per notebook the
-    # student alone ~12 s and KD ~18 s. The tiny teacher reaches ~58% and the student ~54% here.
+    # Sized on 2 CPU cores (docs/PERFORMANCE.md) so that a notebook runs in under a minute: teacher
+    # ~33 s once (cached), then per run the student alone ~10 s, KD ~16 s, AT ~21 s (two seeds per
+    # notebook). The tiny teacher reaches ~57% and the student alone ~50% here.
     "ci": Budget(
         name="ci", dataset="cifar10", train_subset=None, test_subset=None, resolution=16,
-        epochs=25, batch_size=128, lr=0.1, lr_small=0.02, schedule="cosine", milestones=(),
+        epochs=20, batch_size=128, lr=0.1, lr_small=0.02, schedule="cosine", milestones=(),
         lr_decay=0.1, momentum=0.9, weight_decay=5e-4, warmup_epochs=2, init_epochs=3,
         teacher="tiny_teacher", teacher_epochs=30, student="tiny_student", augment=True,
-        test_batch_size=1024),
+        test_batch_size=1024, seeds=(0, 1)),
     "quick": Budget(
         name="quick", dataset="cifar10", train_subset=10_000, test_subset=None, resolution=32,
         epochs=20, batch_size=128, lr=0.1, lr_small=0.02, schedule="cosine", milestones=(),
         lr_decay=0.1, momentum=0.9, weight_decay=5e-4, warmup_epochs=2, init_epochs=3,
         teacher="tiny_teacher", teacher_epochs=40, student="tiny_student", augment=True,
-        test_batch_size=1024),
+        test_batch_size=1024, seeds=(0,)),
     "gpu": Budget(
         name="gpu", dataset="cifar100", train_subset=None, test_subset=None, resolution=32,
         epochs=60, batch_size=128, lr=0.1, lr_small=0.02, schedule="step", milestones=(38, 45, 52),
         lr_decay=0.1, momentum=0.9, weight_decay=5e-4, warmup_epochs=5, init_epochs=8,
         teacher="resnet32x4", teacher_epochs=120, student="resnet8x4", augment=True,
-        test_batch_size=1024),
+        test_batch_size=1024, seeds=(0, 1, 2)),
     "paper": Budget(
         name="paper", dataset="cifar100", train_subset=None, test_subset=None, resolution=32,
         epochs=240, batch_size=64, lr=0.05, lr_small=0.01, schedule="step", milestones=(150, 180, 210),
         lr_decay=0.1, momentum=0.9, weight_decay=5e-4, warmup_epochs=20, init_epochs=30,
         teacher="resnet32x4", teacher_epochs=240, student="resnet8x4", augment=True,
-        test_batch_size=1024),
+        test_batch_size=1024, seeds=(0, 1, 2)),
 }
 
 

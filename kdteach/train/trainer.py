@@ -170,6 +170,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, results.FILE_MODE)  # mkstemp makes 0600 files; give them the usual umask-based mode
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
