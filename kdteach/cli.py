@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--student", help="student architecture (default: the budget's)")
     q.add_argument("--budget", help=f"one of {budgets} (default: KDTEACH_BUDGET)")
     q.add_argument("--seed", type=_int, default=0)
-    q.add_argument("--epochs", type=_positive_int, help="override the budget's number of epochs")
+    q.add_argument("--epochs", type=_positive_int, help="override the budget's number of epochs (recorded as budget <budget>-<N>ep)")
     q.add_argument("--set", dest="hparams", type=_hparam, action="append", default=[], metavar="NAME=VALUE",
                    help="override a hyper-parameter of the method (repeatable)")
     q.add_argument("--checkpoint", help="checkpoint file (resumes if it exists)")

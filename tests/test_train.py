@@ -77,7 +77,11 @@ def test_ci_budget_and_scaling():
     assert b.lr_at(0, 10, 0.1) == pytest.approx(0.1)
     assert b.lr_at(5, 10, 0.1) == pytest.approx(0.05)
     p = get_budget("paper").with_epochs(24)
-    assert p.milestones == (15, 18, 21) and p.init_epochs == 3 and p.epochs == 24
+    assert p.milestones == (15, 18, 21) and p.init_epochs == 3 and p.epochs == 24 and p.name == "paper"
+    q = get_budget("ci").with_epochs(4, name="ci-4ep")
+    assert (q.name, q.epochs) == ("ci-4ep", 4) and get_budget("ci").with_epochs(20) is get_budget("ci")
+    with pytest.raises(ValueError, match="name"):
+        get_budget("ci").with_epochs(4, name="")
     with pytest.raises(ValueError, match="epochs"):
         get_budget("ci").with_epochs(0)
 
@@ -219,7 +223,8 @@ def test_distill_records_the_run(tiny_budget, tmp_path):
     rec = result.record
     assert rec["method"] == "kd" and rec["teacher"] == "tiny_teacher" and rec["seed"] == 3
     assert rec["hparams"] == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0}
-    assert rec["recipe"]["epochs"] == 1 and rec["budget"] == "unit"
+    # another schedule than the budget's gets its own budget name: never pooled with the full runs
+    assert rec["recipe"]["epochs"] == 1 and rec["budget"] == "unit-1ep"
     files = list((tmp_path / "results").glob("*.json"))
     assert [f.stem for f in files] == [rec["run_id"]]
     assert result.history == rec["history"] and not result.student.training

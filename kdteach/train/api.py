@@ -65,7 +65,9 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
         hparams: overrides of the method's defaults (e.g. ``{"temperature": 8}``).
         record: save the run record in ``KDTEACH_RESULTS``.
         progress: show a progress bar.
-        epochs: override the budget's epoch count (schedule and init stages scale with it).
+        epochs: override the budget's epoch count (schedule and init stages scale with it); the run
+            is then recorded under the budget name ``"<budget>-<epochs>ep"``, never pooled with
+            the full schedule's runs.
         device: default: CUDA if available.
         checkpoint: file to checkpoint into / resume from.
 
@@ -75,8 +77,8 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
     m = _resolve_method(method, hparams)
     b = get_budget(budget)
     epochs = _check_epochs(epochs)
-    if epochs is not None:
-        b = b.with_epochs(epochs)
+    if epochs is not None and epochs != b.epochs:
+        b = b.with_epochs(epochs, name=f"{b.name}-{epochs}ep")   # records of another schedule: own budget name
     k = NUM_CLASSES[b.dataset]
     if student is None or isinstance(student, str):
         s_model = build_model(student or b.student, k, seed)
@@ -123,7 +125,8 @@ def train_model(arch: str | None = None, *, budget: str | Budget | None = None, 
         role: ``"teacher"`` (``teacher_epochs`` epochs, record method "teacher") or ``"student"``
             (``epochs`` epochs, record method "student").
         seed: initialisation and data-order seed.
-        epochs: override the number of epochs.
+        epochs: override the number of epochs; recorded under the budget name
+            ``"<budget>-<epochs>ep"`` (see :func:`distill`).
 
     Returns:
         :class:`~kdteach.train.trainer.RunResult` with empty extras.
@@ -136,8 +139,8 @@ def train_model(arch: str | None = None, *, budget: str | Budget | None = None, 
     if role == "teacher":
         b = b.for_teacher()
     epochs = _check_epochs(epochs)
-    if epochs is not None:
-        b = b.with_epochs(epochs)
+    if epochs is not None and epochs != b.epochs:
+        b = b.with_epochs(epochs, name=f"{b.name}-{epochs}ep")   # records of another schedule: own budget name
     arch = arch or (b.teacher if role == "teacher" else b.student)
     model = build_model(arch, NUM_CLASSES[b.dataset], seed)
     trainer = Trainer(Student(), model, None, b, seed=seed, device=device, progress=progress,

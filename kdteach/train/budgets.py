@@ -176,13 +176,24 @@ class Budget:
         """This budget with ``epochs`` set to ``teacher_epochs`` (milestones scaled)."""
         return self.with_epochs(self.teacher_epochs)
 
-    def with_epochs(self, epochs: int) -> "Budget":
-        """A copy training for ``epochs`` epochs, milestones and init epochs scaled to match."""
+    def with_epochs(self, epochs: int, name: str | None = None) -> "Budget":
+        """A copy training for ``epochs`` epochs, milestones and init epochs scaled to match.
+
+        Args:
+            epochs: the new epoch count (> 0).
+            name: the copy's name (default: this budget's). Run records are grouped and filtered by
+                budget name, so give a shortened or lengthened schedule its own name (e.g.
+                ``"ci-4ep"``) whenever its runs must not be pooled with the full schedule's;
+                :func:`kdteach.train.distill` does so for its ``epochs`` override.
+        """
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs <= 0:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if epochs == self.epochs:
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"name must be a non-empty str or None, got {name!r}")
+        if epochs == self.epochs and (name is None or name == self.name):
             return self
-        return dataclasses.replace(self, epochs=epochs, milestones=self.milestones_for(epochs),
+        return dataclasses.replace(self, name=self.name if name is None else name, epochs=epochs,
+                                   milestones=self.milestones_for(epochs),
                                    init_epochs=self.scaled_init_epochs(epochs))
 
     def replace(self, **changes) -> "Budget":
