@@ -11,6 +11,7 @@ Sub-packages (see docs/ARCHITECTURE.md):
 - :mod:`kdteach.train`    budgets and the trainer
 - :mod:`kdteach.zoo`      cached teachers and baseline students
 - :mod:`kdteach.results`  run records and comparison tables
+- :mod:`kdteach.analysis` before/after measurements on trained models (attention, CAM correlation)
 - :mod:`kdteach.viz`, :mod:`kdteach.widgets`  figures and dashboards
 """
 

@@ -10,6 +10,8 @@ Commands::
     kdteach zoo warm [--quiet] [--seeds 0 1] [--budget ci]
     kdteach notebooks export --lang en|zh DIR [NOTEBOOKS...]
     kdteach notebooks run [PATHS...]
+    kdteach notebooks check [PATHS...]
+    kdteach notebooks readme [--readme README.md] [--notebooks notebooks]
 
 A user mistake (unknown method, budget, model, bad number) prints one line on stderr and exits
 with status 2, without a traceback.
@@ -124,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="baseline student seeds (default: the budget's seeds)")
     w.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    q = sub.add_parser("notebooks", help="export or run the course notebooks",
-                       description="Export monolingual copies of the notebooks, or re-execute them.")
+    q = sub.add_parser("notebooks", help="export, run or check the course notebooks",
+                       description="Export monolingual copies of the notebooks, re-execute them, check them, "
+                                   "or rewrite README's notebook table.")
     nsub = q.add_subparsers(dest="nb_command", metavar="NB_COMMAND", parser_class=_Parser)
     nsub.required = True
     e = nsub.add_parser("export", help="write monolingual (en or zh) copies",
@@ -137,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Re-execute notebooks in place (records ci run times).")
     r.add_argument("paths", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
     r.add_argument("--timeout", type=_positive_int, default=600, help="seconds per cell")
+    c = nsub.add_parser("check", help="list the problems of notebooks (exit 1 if any)",
+                        description="Run the notebook checker (en/zh pairing, template sections, outputs, "
+                                    "execution counts, widget state, size).")
+    c.add_argument("paths", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
+    m = nsub.add_parser("readme", help="rewrite README's notebook table",
+                        description="Rewrite the notebook table of README.md from the notebooks' metadata "
+                                    "and notebooks/run_times.json.")
+    m.add_argument("--readme", default="README.md", help="the README to update (default: README.md)")
+    m.add_argument("--notebooks", default="notebooks", help="the notebooks folder (default: notebooks)")
     return p
 
 
@@ -225,9 +237,16 @@ def _cmd_notebooks(args) -> int:
         for p in out:
             print(p)
         return 0
+    if args.nb_command == "readme":
+        for what, path in (("--readme", args.readme), ("--notebooks", args.notebooks)):
+            if not Path(path).exists():
+                raise UsageError(f"kdteach notebooks readme: {what} {path} does not exist")
+        return nbtools.main(["readme", "--readme", args.readme, "--notebooks", args.notebooks])
     for src in args.paths:
         if not Path(src).exists():
-            raise UsageError(f"kdteach notebooks run: no notebook or folder at {src}")
+            raise UsageError(f"kdteach notebooks {args.nb_command}: no notebook or folder at {src}")
+    if args.nb_command == "check":
+        return nbtools.main(["check", *args.paths])
     return nbtools.main(["run", *args.paths, "--timeout", str(args.timeout)])
 
 

@@ -173,8 +173,16 @@ def load_records(folder: str | Path | None = None, **filters: Any) -> list[dict]
     return out
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n − 1; 0 for a single value) of per-seed numbers.
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    values = [float(v) for v in values]
     n = len(values)
+    if n == 0:
+        raise ValueError("values must hold at least one number")
     mean = sum(values) / n
     if n < 2:
         return mean, 0.0
@@ -214,7 +222,7 @@ def comparison_table(records: Iterable[dict], metric: str = "best_acc", by: Sequ
         if not runs:
             continue
         values = [float(r[metric]) for r in runs]
-        mean, std = _mean_std(values)
+        mean, std = mean_std(values)
         row = dict(zip(by, key))
         row.update({"metric": metric, "mean": mean, "std": std, "min": min(values), "max": max(values),
                     "n": len(values), "seeds": sorted(r.get("seed") for r in runs)})

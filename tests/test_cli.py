@@ -14,7 +14,8 @@ from kdteach.train import build_model
 from kdteach.train.budgets import get_budget
 
 COMMANDS = [[], ["models"], ["methods"], ["train-teacher"], ["distill"], ["results"], ["zoo"], ["zoo", "warm"],
-            ["notebooks"], ["notebooks", "export"], ["notebooks", "run"]]
+            ["notebooks"], ["notebooks", "export"], ["notebooks", "run"], ["notebooks", "check"],
+            ["notebooks", "readme"]]
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +42,8 @@ def test_help(argv, capsys):
     (["distill", "--method", "kd", "--set", "temp=3", "--budget", "ci"], "unknown hyper-parameter"),
     (["distill"], "the following arguments are required: --method"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["notebooks", "check", "no/such/folder"], "kdteach notebooks check: no notebook or folder at no/such/folder"),
+    (["notebooks", "readme", "--readme", "no/README.md"], "--readme no/README.md does not exist"),
 ])
 def test_user_mistakes_are_one_line_exit_2(argv, message, capsys):
     assert cli.main(argv) == 2
@@ -88,3 +91,18 @@ def test_python_dash_m_entry_point(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "kdteach: error: unknown method 'nope'; valid methods: " + ", ".join(
         __import__("kdteach.methods", fromlist=["list_methods"]).list_methods())
+
+
+def test_notebooks_check_and_readme(tmp_path, capsys):
+    from kdteach import nbtools
+
+    nb = nbtools.new_notebook({"id": "demo", "paper": "A paper", "venue": "X 2020", "part": "00_foundations"})
+    nbtools.add_prose(nb, "# Title", "# 标题")
+    path = tmp_path / "notebooks" / "00_foundations" / "demo.ipynb"
+    nbtools.write_notebook(nb, path)
+    assert cli.main(["notebooks", "check", str(path)]) == 1               # template sections missing
+    assert "missing section" in capsys.readouterr().out
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- notebooks:start -->\n<!-- notebooks:end -->\n", encoding="utf-8")
+    assert cli.main(["notebooks", "readme", "--readme", str(readme), "--notebooks", str(tmp_path / "notebooks")]) == 0
+    assert "[demo](" in readme.read_text(encoding="utf-8")
