@@ -84,7 +84,10 @@ def test_attention_maps(figures):
     fig = check(viz.plot_attention_maps(images, maps, row_labels=["cat", "dog", "ship"], title="Attention"),
                 3 * 5, figures)
     assert titles(fig)[:5] == ["image", "teacher\nlayer1", "teacher\nlayer2", "student\nlayer1", "student\nlayer2"]
-    check(viz.plot_attention_maps(None, {"teacher": {"layer1": attention_map(f1)}}, normalize=False), 3, figures)
+    assert {ax.images[0].get_interpolation() for ax in fig.axes[1:5]} == {"nearest"}   # true resolution by default
+    smooth = check(viz.plot_attention_maps(None, {"teacher": {"layer1": attention_map(f1)}}, normalize=False,
+                                           interpolation="bilinear"), 3, figures)
+    assert smooth.axes[0].images[0].get_interpolation() == "bilinear"
     with pytest.raises(ValueError, match=r"maps\['teacher'\]\['layer1'\] must hold one map per image \(3\)"):
         viz.plot_attention_maps(images, {"teacher": {"layer1": attention_map(f1)[:2]}})
     with pytest.raises(ValueError, match=r"images must have shape \(N, 3, H, W\)"):

@@ -26,7 +26,7 @@ def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def plot_attention_maps(images: object | None, maps: Mapping[str, Mapping[str, object]], *,
                         normalize: bool = True, cmap: str = "viridis", row_labels: Sequence[str] | None = None,
-                        title: str | None = None) -> Figure:
+                        title: str | None = None, interpolation: str = "nearest") -> Figure:
     """Grid of spatial attention maps (Zagoruyko & Komodakis, ICLR 2017, Fig. 2-style).
 
     Rows are images; columns are the input image (if given), then every stage of every model in
@@ -40,6 +40,9 @@ def plot_attention_maps(images: object | None, maps: Mapping[str, Mapping[str, o
         cmap: matplotlib colour map.
         row_labels: optional N labels (e.g. class names) written left of each row.
         title: optional figure title.
+        interpolation: how ``imshow`` draws the maps: ``"nearest"`` (default) shows each map at its
+            true resolution (a 4x4 map is 16 blocks) and keeps the stored PNG small;
+            ``"bilinear"`` smooths them as the paper's figures do.
 
     Returns:
         Figure with N x (1 + number of (model, stage) pairs) axes (no image column: without the 1).
@@ -72,7 +75,7 @@ def plot_attention_maps(images: object | None, maps: Mapping[str, Mapping[str, o
         for j, (label, arr) in enumerate(columns):
             ax = axes[r, c0 + j]
             kw = {"vmin": 0.0, "vmax": 1.0} if normalize else {}
-            ax.imshow(arr[r], cmap=cmap, interpolation="bilinear", **kw)
+            ax.imshow(arr[r], cmap=cmap, interpolation=interpolation, **kw)
             if r == 0:
                 ax.set_title(label, fontsize=9)
         for ax in axes[r]:
