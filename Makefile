@@ -28,7 +28,7 @@ lab: $(VENV)/.installed
 
 # Warm the shared cached teachers once, then unit tests + every notebook under nbval.
 test: $(VENV)/.installed
-	KDTEACH_BUDGET=$(TEST_BUDGET) $(PY) -m kdteach zoo warm --quiet --seeds 0 1
+	KDTEACH_BUDGET=$(TEST_BUDGET) $(PY) -m kdteach zoo warm --quiet
 	KDTEACH_BUDGET=$(TEST_BUDGET) $(PY) -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with .ci/nbval-sanitize.cfg \
 		-p no:cacheprovider $(PYTEST_ARGS)
