@@ -48,6 +48,13 @@ def test_teacher_is_trained_once_then_loaded(unit_budget, tmp_path, monkeypatch,
     for (k, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), k
 
+    # distill() loads the cached teacher by name; verbose=False keeps a loop over seeds quiet
+    from kdteach.train import distill
+    distill("kd", budget=unit_budget, progress=False, record=False, verbose=False)
+    assert capsys.readouterr().out == ""
+    distill("kd", budget=unit_budget, progress=False, record=False)
+    assert "teacher tiny_teacher (cifar10, budget unit, seed 0)" in capsys.readouterr().out
+
 
 @pytest.mark.usefixtures("offline_data")
 def test_cache_key_follows_the_recipe(unit_budget):

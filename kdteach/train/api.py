@@ -52,7 +52,8 @@ def _resolve_method(method: str | Method, hparams: dict | None) -> Method:
 def distill(method: str | Method, *, budget: str | Budget | None = None, teacher: str | nn.Module | None = None,
             student: str | nn.Module | None = None, seed: int = 0, hparams: dict | None = None,
             record: bool = True, progress: bool = True, epochs: int | None = None,
-            device: torch.device | str | None = None, checkpoint: str | Path | None = None) -> RunResult:
+            device: torch.device | str | None = None, checkpoint: str | Path | None = None,
+            verbose: bool = True) -> RunResult:
     """Train a student with a distillation method under a budget, and record the run.
 
     Args:
@@ -70,6 +71,8 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
             the full schedule's runs.
         device: default: CUDA if available.
         checkpoint: file to checkpoint into / resume from.
+        verbose: print the cached teacher's one-line summary when it is loaded by name (set False
+            in loops over seeds; ``progress`` still controls the bar and the final line).
 
     Returns:
         :class:`~kdteach.train.trainer.RunResult` ``(student, extras, record, history)``.
@@ -95,7 +98,7 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
             # check the pair on an untrained teacher before spending time on training/loading one
             check_pair(m, s_model, build_model(teacher or b.teacher, k))
             m.stages(b)
-            t_model = zoo.teacher(teacher, budget=get_budget(budget), progress=progress)
+            t_model = zoo.teacher(teacher, budget=get_budget(budget), progress=progress, verbose=verbose)
         elif isinstance(teacher, nn.Module):
             t_model = teacher
         else:
