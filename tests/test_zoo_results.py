@@ -158,3 +158,38 @@ def test_filters_and_comparison_table(tmp_path):
     assert results.format_table([]) == "(no runs)"
     with pytest.raises(ValueError, match="missing keys"):
         results.save_record({"run_id": "x"})
+
+
+# ---------------------------------------------------------------------------------------------- experiment
+
+@pytest.mark.usefixtures("offline_data")
+def test_run_experiment_uses_the_caches_and_matches_schedules(unit_budget, monkeypatch, capsys):
+    from kdteach.train import run_experiment
+
+    budget = unit_budget.replace(seeds=(0, 1))
+    exp = run_experiment("kd", budget=budget)
+    assert exp.method == "kd" and exp.seeds == (0, 1) and exp.budget is budget
+    assert [r["method"] for r in exp.records] == ["teacher", "student", "student", "kd", "kd"]
+    assert [r["seed"] for r in exp.records] == [0, 0, 1, 0, 1]
+    assert {r["budget"] for r in exp.records} == {"unit"}
+    rows = {row["method"]: row for row in exp.table("best_acc")}
+    assert rows["kd"]["n"] == 2 and rows["student"]["n"] == 2 and rows["teacher"]["n"] == 1
+    diffs = exp.differences()
+    assert diffs[1] == pytest.approx(exp.runs[1].record["last_acc"] - exp.baselines[1][1]["last_acc"])
+    assert capsys.readouterr().out == ""                              # quiet by default
+
+    # a second experiment reuses the cached teacher and baselines: only the method trains
+    trained = []
+    real = zoo.train_model
+    monkeypatch.setattr(zoo, "train_model", lambda *a, **k: trained.append(k.get("role")) or real(*a, **k))
+    again = run_experiment("kd", budget=budget, seeds=[1])
+    assert again.baselines[1][1]["run_id"] == exp.baselines[1][1]["run_id"] and trained == []
+
+    # an epochs override trains both students on that schedule, under their own budget name
+    ep = run_experiment("kd", budget=budget.replace(epochs=2), seeds=[0], epochs=1)
+    assert trained == ["student"]                                     # the baseline of the new schedule only
+    assert ep.budget.name == "unit-1ep" and ep.teacher_budget.name == "unit"
+    assert [len(r["history"]) for r in ep.records[1:]] == [1, 1]
+    assert {r["budget"] for r in ep.records[1:]} == {"unit-1ep"} and ep.records[0]["budget"] == "unit"
+    with pytest.raises(ValueError, match="seeds"):
+        run_experiment("kd", budget=budget, seeds=[])

@@ -3,11 +3,15 @@
 * :mod:`kdteach.train.budgets`: named recipes ``ci``, ``quick``, ``gpu``, ``paper`` (:func:`get_budget`).
 * :mod:`kdteach.train.trainer`: :class:`Trainer`, one loop generic over a method, with exact resume.
 * :func:`distill` / :func:`train_model`: the small entry points notebooks and the CLI call.
+* :func:`run_experiment`: a notebook's section 5 in one call (teacher, student alone, student with
+  the method, per seed).
 """
 
 from .api import build_model, distill, train_model
 from .budgets import BUDGETS, Budget, get_budget, list_budgets
+from .experiment import Experiment, run_experiment
 from .trainer import NonFiniteLossError, RunResult, Trainer, atomic_torch_save, budget_splits, model_name
 
 __all__ = ["Budget", "BUDGETS", "get_budget", "list_budgets", "Trainer", "RunResult", "NonFiniteLossError",
-           "distill", "train_model", "build_model", "budget_splits", "atomic_torch_save", "model_name"]
+           "distill", "train_model", "build_model", "budget_splits", "atomic_torch_save", "model_name",
+           "Experiment", "run_experiment"]
