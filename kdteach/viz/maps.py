@@ -24,6 +24,19 @@ def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
+def _finish_grid(fig: Figure, axes: np.ndarray, row_labels: Sequence[str] | None, title: str | None) -> Figure:
+    """Image grids: no ticks, the row labels left of the first column, the figure title."""
+    for r, row in enumerate(axes):
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels is not None:
+            row[0].set_ylabel(str(row_labels[r]), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_attention_maps(images: object | None, maps: Mapping[str, Mapping[str, object]], *,
                         normalize: bool = True, cmap: str = "viridis", row_labels: Sequence[str] | None = None,
                         title: str | None = None, interpolation: str = "nearest") -> Figure:
@@ -78,14 +91,7 @@ def plot_attention_maps(images: object | None, maps: Mapping[str, Mapping[str, o
             ax.imshow(arr[r], cmap=cmap, interpolation=interpolation, **kw)
             if r == 0:
                 ax.set_title(label, fontsize=9)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if row_labels is not None:
-            axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_grid(fig, axes, row_labels, title)
 
 
 def plot_cam_overlays(images: object, maps_by_title: Mapping[str, object], *, alpha: float = 0.5,
@@ -127,14 +133,7 @@ def plot_cam_overlays(images: object, maps_by_title: Mapping[str, object], *, al
                 ax.set_title(str(t), fontsize=9)
         if r == 0:
             axes[r, 0].set_title("image", fontsize=9)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if row_labels is not None:
-            axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=9)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_grid(fig, axes, row_labels, title)
 
 
 def plot_fsp_matrices(matrices_by_title: Mapping[str, object], *, ncols: int | None = None,
