@@ -78,10 +78,11 @@ def test_ci_budget_and_scaling():
     assert b.lr_at(5, 10, 0.1) == pytest.approx(0.05)
     p = get_budget("paper").with_epochs(24)
     assert p.milestones == (15, 18, 21) and p.init_epochs == 3 and p.epochs == 24 and p.name == "paper"
-    q = get_budget("ci").with_epochs(4, name="ci-4ep")
+    q = get_budget("ci").override_epochs(4)
     assert (q.name, q.epochs) == ("ci-4ep", 4) and get_budget("ci").with_epochs(20) is get_budget("ci")
-    with pytest.raises(ValueError, match="name"):
-        get_budget("ci").with_epochs(4, name="")
+    assert get_budget("ci").override_epochs(20) is get_budget("ci") is get_budget("ci").override_epochs(None)
+    with pytest.raises(ValueError, match="epochs"):
+        get_budget("ci").override_epochs(0)
     with pytest.raises(ValueError, match="epochs"):
         get_budget("ci").with_epochs(0)
 

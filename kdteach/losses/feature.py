@@ -230,7 +230,7 @@ def fsp_loss(student_matrices: Sequence[torch.Tensor], teacher_matrices: Sequenc
 # KD-SVD
 # --------------------------------------------------------------------------------------------
 
-_EIGH_POOL = None
+_EIGH_POOLS: dict = {}   # thread count -> ThreadPoolExecutor
 
 
 def _eigh(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -241,14 +241,13 @@ def _eigh(gram: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     worker threads (LAPACK releases the GIL) is nearly that many times faster. The result is the
     same as one call's: each matrix is decomposed on its own either way.
     """
-    global _EIGH_POOL
     threads = torch.get_num_threads()
     if gram.device.type != "cpu" or threads < 2 or gram.shape[0] < 32:
         return torch.linalg.eigh(gram)
-    if _EIGH_POOL is None or _EIGH_POOL._max_workers != threads:  # noqa: SLF001 - one pool per thread setting
+    if threads not in _EIGH_POOLS:
         from concurrent.futures import ThreadPoolExecutor
-        _EIGH_POOL = ThreadPoolExecutor(threads, thread_name_prefix="kdteach-eigh")
-    parts = list(_EIGH_POOL.map(torch.linalg.eigh, gram.chunk(threads)))
+        _EIGH_POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="kdteach-eigh")
+    parts = list(_EIGH_POOLS[threads].map(torch.linalg.eigh, gram.chunk(threads)))
     return torch.cat([w for w, _ in parts]), torch.cat([v for _, v in parts])
 
 
@@ -400,7 +399,8 @@ def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Ten
             peak = v[..., :m].gather(1, v[..., :m].abs().argmax(1, keepdim=True))       # (B, 1, m)
             sign = torch.where(peak < 0, -torch.ones_like(peak), torch.ones_like(peak))
             u = u * sign
-            v = torch.cat([v[..., :m] * sign, v[..., m:]], dim=2) if v.shape[2] > m else v * sign
+            v = v.clone()
+            v[..., :m] *= sign                                             # the kept vectors' signs
         if grad:
             s_m, v_m = _TopSVD.apply(xt, u, s, v, m)
         else:

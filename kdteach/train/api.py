@@ -79,9 +79,7 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
     """
     m = _resolve_method(method, hparams)
     b = get_budget(budget)
-    epochs = _check_epochs(epochs)
-    if epochs is not None and epochs != b.epochs:
-        b = b.with_epochs(epochs, name=f"{b.name}-{epochs}ep")   # records of another schedule: own budget name
+    b = b.override_epochs(_check_epochs(epochs))              # another schedule: its own budget name
     k = NUM_CLASSES[b.dataset]
     if student is None or isinstance(student, str):
         s_model = build_model(student or b.student, k, seed)
@@ -141,9 +139,7 @@ def train_model(arch: str | None = None, *, budget: str | Budget | None = None, 
         b = b.replace(dataset=dataset)
     if role == "teacher":
         b = b.for_teacher()
-    epochs = _check_epochs(epochs)
-    if epochs is not None and epochs != b.epochs:
-        b = b.with_epochs(epochs, name=f"{b.name}-{epochs}ep")   # records of another schedule: own budget name
+    b = b.override_epochs(_check_epochs(epochs))              # another schedule: its own budget name
     arch = arch or (b.teacher if role == "teacher" else b.student)
     model = build_model(arch, NUM_CLASSES[b.dataset], seed)
     trainer = Trainer(Student(), model, None, b, seed=seed, device=device, progress=progress,

@@ -176,25 +176,30 @@ class Budget:
         """This budget with ``epochs`` set to ``teacher_epochs`` (milestones scaled)."""
         return self.with_epochs(self.teacher_epochs)
 
-    def with_epochs(self, epochs: int, name: str | None = None) -> "Budget":
-        """A copy training for ``epochs`` epochs, milestones and init epochs scaled to match.
-
-        Args:
-            epochs: the new epoch count (> 0).
-            name: the copy's name (default: this budget's). Run records are grouped and filtered by
-                budget name, so give a shortened or lengthened schedule its own name (e.g.
-                ``"ci-4ep"``) whenever its runs must not be pooled with the full schedule's;
-                :func:`kdteach.train.distill` does so for its ``epochs`` override.
-        """
+    def with_epochs(self, epochs: int) -> "Budget":
+        """A copy training for ``epochs`` epochs, milestones and init epochs scaled to match, same name
+        (e.g. :meth:`for_teacher`). For a user's schedule override use :meth:`override_epochs`."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs <= 0:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValueError(f"name must be a non-empty str or None, got {name!r}")
-        if epochs == self.epochs and (name is None or name == self.name):
+        if epochs == self.epochs:
             return self
-        return dataclasses.replace(self, name=self.name if name is None else name, epochs=epochs,
-                                   milestones=self.milestones_for(epochs),
+        return dataclasses.replace(self, epochs=epochs, milestones=self.milestones_for(epochs),
                                    init_epochs=self.scaled_init_epochs(epochs))
+
+    def override_epochs(self, epochs: int | None) -> "Budget":
+        """This budget, or a copy training ``epochs`` epochs under its own name ``"<name>-<epochs>ep"``.
+
+        Run records are grouped and filtered by budget name, so a shortened (or lengthened) schedule
+        must not share the full schedule's name: its runs would be averaged with the full ones.
+        :func:`kdteach.train.distill`, :func:`~kdteach.train.train_model` and
+        :func:`~kdteach.train.run_experiment` apply their ``epochs`` argument through this method.
+
+        Args:
+            epochs: None or this budget's epoch count (returns ``self``), or another positive int.
+        """
+        if epochs is None or epochs == self.epochs:
+            return self
+        return dataclasses.replace(self.with_epochs(epochs), name=f"{self.name}-{epochs}ep")
 
     def replace(self, **changes) -> "Budget":
         """A copy with some fields changed (``dataclasses.replace``)."""

@@ -101,10 +101,7 @@ def run_experiment(method: str | Method, *, budget: str | Budget | None = None, 
     from .. import zoo
 
     base = get_budget(budget)
-    epochs = _check_epochs(epochs)
-    student_budget = base
-    if epochs is not None and epochs != base.epochs:
-        student_budget = base.with_epochs(epochs, name=f"{base.name}-{epochs}ep")   # the name distill() gives it
+    student_budget = base.override_epochs(_check_epochs(epochs))   # both students: the same schedule
     seeds = tuple(int(s) for s in (base.seeds if seeds is None else seeds))
     if not seeds:
         raise ValueError("seeds must name at least one seed")
@@ -112,8 +109,8 @@ def run_experiment(method: str | Method, *, budget: str | Budget | None = None, 
         teacher = zoo.teacher(budget=base, progress=progress, verbose=False)
     baselines = {s: zoo.student_baseline(budget=student_budget, seed=s, progress=progress, verbose=False)
                  for s in seeds}
-    runs = {s: distill(method, budget=base, teacher=teacher, seed=s, hparams=hparams, epochs=epochs,
-                       progress=progress) for s in seeds}
+    runs = {s: distill(method, budget=student_budget, teacher=teacher, seed=s, hparams=hparams, progress=progress)
+            for s in seeds}
     name = runs[seeds[0]].record["method"]
     for s in seeds:
         _check_record(baselines[s][1])
