@@ -190,9 +190,63 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
+def hparams_key(record: dict) -> str:
+    """A stable key for a record's hyper-parameters: a hash of its ``hparams`` with sorted keys.
+
+    Two records share a key exactly when their ``hparams`` are equal (the method's full
+    hyper-parameters after overrides, as the trainer records them), whatever order they were set in.
+    """
+    return _short_hash(record.get("hparams") or {}, 12)
+
+
+def _format_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def settings(records: Iterable[dict], by: Sequence[str] = ("method",)) -> dict[str, str]:
+    """For each record's ``run_id``: the hyper-parameters that tell its setting apart.
+
+    Records with the same ``by`` fields but different ``hparams`` are different settings (an
+    exercise's ``T = 20`` KD run is not the default ``T = 4`` one). A setting is written as the
+    hyper-parameters whose values differ among the settings of its group, e.g. ``"temperature=20"``;
+    it is ``""`` when the group has a single setting.
+
+    Args:
+        records: run records.
+        by: the fields that define a group (as in :func:`comparison_table`).
+
+    Returns:
+        ``{run_id: setting}``.
+    """
+    if isinstance(by, str):
+        by = (by,)
+    records = list(records)
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in records:
+        groups.setdefault(tuple(r.get(b) for b in by), {})[hparams_key(r)] = r.get("hparams") or {}
+    label: dict[tuple, str] = {}
+    for gkey, variants in groups.items():
+        if len(variants) < 2:
+            for hkey in variants:
+                label[gkey + (hkey,)] = ""
+            continue
+        names = sorted({k for hp in variants.values() for k in hp})
+        differing = [k for k in names if len({json.dumps(hp.get(k), sort_keys=True, default=str)
+                                              for hp in variants.values()}) > 1]
+        for hkey, hp in variants.items():
+            label[gkey + (hkey,)] = ", ".join(f"{k}={_format_value(hp[k]) if k in hp else '-'}" for k in differing)
+    return {r["run_id"]: label[tuple(r.get(b) for b in by) + (hparams_key(r),)] for r in records}
+
+
 def comparison_table(records: Iterable[dict], metric: str = "best_acc", by: Sequence[str] = ("method",)
                      ) -> list[dict]:
     """Group records and summarise ``metric`` over seeds.
+
+    Runs with different hyper-parameters are never pooled, nor does one replace another: each
+    (``by`` fields, :func:`hparams_key`) pair is its own row, and the ``setting`` column
+    (:func:`settings`) names the values that differ.
 
     Args:
         records: run records (e.g. from :func:`load_records`).
@@ -200,18 +254,22 @@ def comparison_table(records: Iterable[dict], metric: str = "best_acc", by: Sequ
         by: fields that define a group (default: the method).
 
     Returns:
-        One row per group, sorted by the group fields: the ``by`` fields, then ``metric`` (its
-        name), ``mean``, ``std`` (sample standard deviation over runs, 0 for a single run), ``min``,
-        ``max``, ``n`` (runs) and ``seeds`` (sorted). When a seed was run twice in a group, the
-        newest record counts.
+        One row per group and setting, sorted by the group fields then the setting: the ``by``
+        fields, ``setting`` (``""`` when the group has one setting), then ``metric`` (its name),
+        ``mean``, ``std`` (sample standard deviation over runs, 0 for a single run), ``min``,
+        ``max``, ``n`` (runs), ``seeds`` (sorted), ``hparams`` (the setting's hyper-parameters) and
+        ``run_ids`` (the runs counted). When a seed was run twice with the same setting, the newest
+        record counts.
     """
     if isinstance(by, str):
         by = (by,)
+    records = list(records)
+    setting = settings(records, by)
     groups: dict[tuple, dict[Any, dict]] = {}
     for r in records:
         if metric not in r:
             raise ValueError(f"metric {metric!r} is not a field of run {r.get('run_id')!r}")
-        key = tuple(r.get(b) for b in by)
+        key = tuple(r.get(b) for b in by) + (setting[r["run_id"]], hparams_key(r))
         per_seed = groups.setdefault(key, {})
         old = per_seed.get(r.get("seed"))
         if old is None or str(r.get("created", "")) >= str(old.get("created", "")):
@@ -224,8 +282,10 @@ def comparison_table(records: Iterable[dict], metric: str = "best_acc", by: Sequ
         values = [float(r[metric]) for r in runs]
         mean, std = mean_std(values)
         row = dict(zip(by, key))
-        row.update({"metric": metric, "mean": mean, "std": std, "min": min(values), "max": max(values),
-                    "n": len(values), "seeds": sorted(r.get("seed") for r in runs)})
+        row.update({"setting": key[len(by)], "metric": metric, "mean": mean, "std": std, "min": min(values),
+                    "max": max(values), "n": len(values), "seeds": sorted(r.get("seed") for r in runs),
+                    "hparams": dict(runs[0].get("hparams") or {}),
+                    "run_ids": [r["run_id"] for r in sorted(runs, key=lambda r: str(r.get("seed")))]})
         rows.append(row)
     return rows
 
@@ -233,7 +293,9 @@ def comparison_table(records: Iterable[dict], metric: str = "best_acc", by: Sequ
 def format_table(rows: Sequence[dict], digits: int = 2) -> str:
     """A plain-text table of dict rows (e.g. :func:`comparison_table`), columns in first-row order.
 
-    ``mean`` and ``std`` are shown together as ``mean ± std``; floats use ``digits`` decimals.
+    ``mean`` and ``std`` are shown together as ``mean ± std``; floats use ``digits`` decimals. The
+    ``hparams`` and ``run_ids`` fields of :func:`comparison_table` rows are left out, and so is
+    ``setting`` when no row has one.
     """
     if not rows:
         return "(no runs)"
@@ -242,6 +304,9 @@ def format_table(rows: Sequence[dict], digits: int = 2) -> str:
         for k in r:
             if k not in cols:
                 cols.append(k)
+    cols = [c for c in cols if c not in ("hparams", "run_ids")]   # for programs, not for reading
+    if "setting" in cols and not any(r.get("setting") for r in rows):
+        cols.remove("setting")
     joined = "mean" in cols and "std" in cols
     if joined:
         cols = [c for c in cols if c != "std"]

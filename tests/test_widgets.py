@@ -98,7 +98,7 @@ def test_dashboard_filters_keep_teacherless_baseline(records):
     dash.button.click()
     # the student-alone runs have no teacher: the teacher filter does not drop them
     assert [(r["method"], r["n"]) for r in dash.last_table] == [("kd", 3), ("student", 3)]
-    assert dash.last_table[0]["mean"] == pytest.approx(statistics.mean(BEST["kd"]))
+    assert dash.last_table[0]["mean"] == pytest.approx(statistics.mean(LAST["kd"]))  # default: last epoch
 
 
 def test_dashboard_empty_selection(records):
@@ -116,8 +116,44 @@ def test_dashboard_reads_records_from_folder(records, tmp_path):
         save_record(r, tmp_path)
     dash = kw.ComparisonDashboard(folder=tmp_path)
     assert len(dash.records) == 6
+    assert dash.metric.value == "last_acc"   # the course's one accuracy metric is the default
     assert {r["method"]: round(r["mean"], 6) for r in dash.last_table} == {
-        m: round(statistics.mean(v), 6) for m, v in BEST.items()}
+        m: round(statistics.mean(v), 6) for m, v in LAST.items()}
+
+
+def test_exercise_run_with_other_hparams_never_replaces_the_default(records):
+    """Regression (issue 9): a newer T = 20 run of seed 0 used to replace the default KD seed-0 run."""
+    for r in records:
+        r["hparams"] = {"temperature": 4.0, "kd_weight": 0.9} if r["method"] == "kd" else {}
+    exercise = make_record("kd", 0, 40.0, 39.0, 12.0)
+    exercise.update(run_id="kd-exercise-s0", hparams={"temperature": 20.0, "kd_weight": 0.9},
+                    created="2026-12-01T00:00:00Z")   # newest of all
+    dash = kw.ComparisonDashboard(records + [exercise])
+    table = {r["label"]: r for r in dash.last_table}
+    assert set(table) == {"kd / temperature=4", "kd / temperature=20", "student"}
+    assert table["kd / temperature=4"]["n"] == 3
+    assert table["kd / temperature=4"]["mean"] == pytest.approx(statistics.mean(LAST["kd"]))
+    assert (table["kd / temperature=20"]["n"], table["kd / temperature=20"]["mean"]) == (1, 39.0)
+    (ax_bars,) = dash.last_figure.axes
+    assert len(ax_bars.patches) == 3
+    assert any("temperature=20" in label.get_text() for label in ax_bars.get_xticklabels())
+    assert "temperature=20" in dash.output.outputs[-1]["data"]["text/plain"]   # the table names the setting
+    # the curves are labelled by setting too
+    (ax_curves,) = dash.last_curves.axes
+    assert "kd / temperature=20 s0" in [line.get_label() for line in ax_curves.get_lines()]
+
+
+def test_results_dashboard_filters_on_one_budget(records, tmp_path):
+    from kdteach.results import save_record
+    from kdteach.train import get_budget
+
+    for r in records:
+        save_record(r, tmp_path)
+    save_record(make_record("kd", 0, 10.0, 10.0, 1.0, budget="ci-4ep"), tmp_path)
+    dash = kw.results_dashboard("ci", folder=tmp_path)
+    assert {r["budget"] for r in dash.records} == {"ci"} and len(dash.records) == 6
+    dash4 = kw.results_dashboard(get_budget("ci").override_epochs(4), folder=tmp_path)
+    assert [r["budget"] for r in dash4.records] == ["ci-4ep"]
 
 
 def test_dashboard_does_not_print(records, capsys):

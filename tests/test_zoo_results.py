@@ -155,9 +155,34 @@ def test_filters_and_comparison_table(tmp_path):
     assert rows2[0]["n"] == 1 and rows2[0]["mean"] == 70.0
     text = results.format_table(rows)
     assert "62.00 ± 2.00" in text and "kd" in text and "student" in text
+    assert "setting" not in text and "run_ids" not in text   # one setting per method: no column
     assert results.format_table([]) == "(no runs)"
     with pytest.raises(ValueError, match="missing keys"):
         results.save_record({"run_id": "x"})
+
+
+def test_records_with_different_hparams_are_never_pooled_or_replaced():
+    """Regression (issue 9): an exercise's T = 20 run used to replace the default seed-0 run."""
+    default = [make_record("kd", s, 60.0 + s) for s in range(2)]
+    for r in default:
+        r["hparams"] = {"temperature": 4.0, "kd_weight": 0.9}
+    exercise = make_record("kd", 0, 30.0, "2026-12-01T00:00:00Z")    # newer than the default runs
+    exercise["run_id"] += "-t20"
+    exercise["hparams"] = {"kd_weight": 0.9, "temperature": 20.0}
+    rows = results.comparison_table(default + [exercise])
+    assert [(r["setting"], r["n"], r["mean"]) for r in rows] == [("temperature=20", 1, 30.0),
+                                                                   ("temperature=4", 2, 60.5)]
+    assert rows[1]["run_ids"] == [r["run_id"] for r in default]
+    text = results.format_table(rows)
+    assert "temperature=20" in text and "temperature=4" in text
+    # the key ignores the order the hyper-parameters were given in
+    same = dict(exercise, hparams={"temperature": 20.0, "kd_weight": 0.9})
+    assert results.hparams_key(same) == results.hparams_key(exercise)
+    assert results.hparams_key(default[0]) != results.hparams_key(exercise)
+    # a hyper-parameter that only one setting has is shown as missing in the other
+    extra = dict(exercise, run_id="x", hparams={"temperature": 4.0, "kd_weight": 0.9, "p": 2})
+    labels = results.settings(default + [extra])
+    assert labels["x"] == "p=2" and labels[default[0]["run_id"]] == "p=-"
 
 
 # ---------------------------------------------------------------------------------------------- experiment
@@ -193,3 +218,59 @@ def test_run_experiment_uses_the_caches_and_matches_schedules(unit_budget, monke
     assert {r["budget"] for r in ep.records[1:]} == {"unit-1ep"} and ep.records[0]["budget"] == "unit"
     with pytest.raises(ValueError, match="seeds"):
         run_experiment("kd", budget=budget, seeds=[])
+
+    # the result card: mechanism first, the teacher once, per-seed last-epoch accuracy and difference
+    from kdteach.train import Mechanism, binomial_se
+
+    mech = Mechanism("KL to the teacher", alone={0: 0.5, 1: 0.4}, method={0: 0.2, 1: 0.3})
+    card = exp.card(mech)
+    text = str(card)
+    assert card.check() is card
+    assert text.splitlines()[1].startswith("Mechanism: KL to the teacher: closer to the teacher")
+    assert "for 2 of 2 seeds" in text and text.count("Teacher:") == 1 and "best" not in text
+    assert [r["difference"] for r in card.rows] == pytest.approx([diffs[0], diffs[1]])
+    assert f"{exp.runs[1].record['last_acc']:.2f}" in text and f"{diffs[1]:+.2f}" in text
+    assert card.teacher_acc == exp.teacher.kd_record["last_acc"]
+    n_test = budget.test_subset
+    mean_alone = (exp.baselines[0][1]["last_acc"] + exp.baselines[1][1]["last_acc"]) / 2
+    assert card.n_test == n_test and card.se == pytest.approx(binomial_se(mean_alone, n_test))
+    assert "<table>" in card._repr_html_() and "KL to the teacher" in card._repr_html_()
+    with pytest.raises(AssertionError, match=r"seeds \[1\]"):
+        exp.card(Mechanism("KL", alone={0: 0.5, 1: 0.4}, method={0: 0.2, 1: 0.45})).check()
+    assert exp.card(Mechanism("agreement", alone={0: 0.5, 1: 0.4}, method={0: 0.6, 1: 0.41},
+                              lower_is_better=False)).check()
+    with pytest.raises(ValueError, match="each seed"):
+        exp.card(Mechanism("KL", alone={0: 0.5}, method={0: 0.2}))
+    with pytest.raises(ValueError, match="Mechanism"):
+        exp.card({0: 0.5})
+    # a non-default setting is named on the card
+    ex = run_experiment("kd", budget=budget, seeds=[0], hparams={"temperature": 8.0})
+    assert ex.setting == "temperature=8" and "kd (temperature=8)" in str(ex.card(
+        Mechanism("KL", alone={0: 1.0}, method={0: 0.5})))
+
+
+def test_binomial_se_and_mechanism_errors():
+    from kdteach.train import Mechanism, binomial_se
+
+    assert binomial_se(50.0, 100) == pytest.approx(5.0)
+    assert binomial_se(100.0, 10) == 0.0
+    for bad in ((101.0, 10), (50.0, 0), (50.0, 1.5)):
+        with pytest.raises(ValueError):
+            binomial_se(*bad)
+    with pytest.raises(ValueError, match="same seeds"):
+        Mechanism("m", alone={0: 1.0}, method={1: 1.0})
+    with pytest.raises(ValueError, match="non-finite"):
+        Mechanism("m", alone={0: float("nan")}, method={0: 1.0})
+    with pytest.raises(ValueError, match="non-empty"):
+        Mechanism("", alone={0: 1.0}, method={0: 1.0})
+
+
+def test_area_rescaled():
+    from kdteach.methods import area_rescaled
+
+    assert area_rescaled(1000.0, 16) == pytest.approx(250.0)
+    assert area_rescaled(1000.0, 32) == pytest.approx(1000.0)
+    assert area_rescaled(2.0, 64, reference=32) == pytest.approx(8.0)
+    for bad in ((0.0, 16), (1.0, -16), (1.0, True)):
+        with pytest.raises(ValueError):
+            area_rescaled(*bad)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import LossContext, Method, StagePlan, Student
+from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .at import AT
 from .fsp import FSP
 from .kd import KD
@@ -42,4 +42,4 @@ def get_method(name: str, **hparams: Any) -> Method:
     return METHODS[name](**hparams)
 
 
-__all__ = ["METHODS", "Method", "StagePlan", "LossContext", "Student", "get_method", "list_methods"]
+__all__ = ["METHODS", "area_rescaled", "Method", "StagePlan", "LossContext", "Student", "get_method", "list_methods"]

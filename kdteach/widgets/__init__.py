@@ -1,0 +1,22 @@
+"""Widgets for the notebooks: ipywidgets over pure functions, so pytest can drive them headlessly.
+
+One module per widget family, each readable on its own:
+
+- :mod:`kdteach.widgets.comparison`: :class:`ComparisonDashboard` and :func:`results_dashboard`, the
+  shared footer of every notebook's section 7 (methods side by side over the runs of one budget).
+- :mod:`kdteach.widgets.kd`: :class:`KDTemperatureExplorer` (kd notebook).
+
+A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
+pure function returning a dict (tested without a widget), the widget a thin layer over it. The
+widgets never print: figures are rendered to PNG and placed, with the tables, into an
+``ipywidgets.Output`` as display data (no matplotlib object reprs reach the notebook).
+"""
+
+from .comparison import (ALL, FILTER_FIELDS, METRICS, ComparisonDashboard, comparison_figure, curves_figure,
+                         grouping, results_dashboard, select_records, summarise)
+from .kd import KDTemperatureExplorer, kd_explorer_state
+
+__all__ = [
+    "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
+    "curves_figure", "ComparisonDashboard", "results_dashboard", "kd_explorer_state", "KDTemperatureExplorer",
+]
