@@ -50,6 +50,12 @@ __all__ = [
     "write_notebook",
     "strip_widget_state",
     "check_notebook",
+    "check_conventions",
+    "core_word_count",
+    "MAX_CORE_WORDS",
+    "DEEPER_PREFIX",
+    "FOOTER_CALL",
+    "EXERCISE_TIME",
     "find_notebooks",
     "export_notebook",
     "export_all",
@@ -90,6 +96,15 @@ MAX_NOTEBOOK_BYTES = 2_000_000
 #: nbval's comment marker for cells whose output is compared on every test run.
 CHECK_OUTPUT_MARKER = "# NBVAL_CHECK_OUTPUT"
 
+#: Most English words in a notebook's core: en prose outside "Deeper" subsections, math and code
+#: excluded. The target is about 1,500 (a 20-minute read); this limit leaves room for the tables.
+MAX_CORE_WORDS = 1_800
+#: First-line prefixes of an optional subsection (en, zh); it runs to the next ``##``/``###`` heading.
+DEEPER_PREFIX = ("### Deeper: ", "### 深入：")
+#: The shared footer every section 7 ends with, and the API it replaces in notebooks.
+FOOTER_CALL = "results_dashboard("
+#: What an exercise states: its expected run time at the ci budget, e.g. ``(ci: about 40 s)``.
+EXERCISE_TIME = re.compile(r"\(ci: (about \d+ (s|min)|no run)\)")
 README_START = "<!-- notebooks:start -->"
 README_END = "<!-- notebooks:end -->"
 
@@ -321,6 +336,128 @@ def check_notebook(nb_or_path: Any) -> list[str]:
     problems += _check_pairs(cells)
     problems += _check_sections(cells)
     problems += _check_code(cells)
+    problems += check_conventions(cells, path)
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# the conventions of docs/NOTEBOOKS.md §8 that a tool can check
+# --------------------------------------------------------------------------------------------
+
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]*\$", re.S)
+_CODE_SPAN = re.compile(r"`[^`]*`")
+_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
+_ZH_BOLD_DOT = re.compile(r"\*\*[^*\n]*[\u4e00-\u9fff][^*\n]*?(?:\.\*\*|\*\*\.(?!\d))")
+_TEXT_CMD = re.compile(r"\\(?:text|textrm|textit|mbox)\{([^{}]*)\}")
+_ENGLISH_WORD = re.compile(r"[a-z]{3,}")
+_OUTSIDE_PATHS = re.compile(r"(?<![\w.])(?:\.\./shared\b|shared/(?:seeds|data|DESIGN|SYLLABUS)|seeds/|"
+                            r"SYLLABUS\.md|DESIGN\.md)")
+_NB_LINK = re.compile(r"\]\(([^)\s]+\.ipynb)(?:#[^)]*)?\)")
+
+
+def _section_of_cells(cells: list) -> list[int]:
+    """For each cell, the number of the template section it is in (0 = title, -1 = before it)."""
+    heads = {en: k for k, (en, _zh) in enumerate(TEMPLATE_SECTIONS) if k}
+    out, current = [], 0
+    for cell in cells:
+        line = _first_line(cell.get("source", "")) if _lang(cell) == "en" else None
+        if line in heads:
+            current = heads[line]
+        out.append(current)
+    return out
+
+
+def core_word_count(cells: list) -> int:
+    """English words in the notebook's core: en markdown cells outside "Deeper" subsections, with
+    LaTeX math and code spans removed. A Deeper subsection opens with a cell whose first line starts
+    with ``### Deeper: `` and runs to the next ``##`` or ``###`` heading cell."""
+    words, deeper = 0, False
+    for cell in cells:
+        if _lang(cell) != "en":
+            continue
+        line = _first_line(cell.get("source", ""))
+        if line.startswith("## ") or line.startswith("### "):
+            deeper = line.startswith(DEEPER_PREFIX[0])
+        if deeper:
+            continue
+        text = _CODE_SPAN.sub(" ", _MATH.sub(" ", _text(cell.get("source", ""))))
+        words += len(_WORD.findall(text))
+    return words
+
+
+def check_conventions(cells: list, path: Path | None = None) -> list[str]:
+    """The mechanical conventions of docs/NOTEBOOKS.md §8 (messages name the 0-based cell index):
+
+    - the core (:func:`core_word_count`) has at most :data:`MAX_CORE_WORDS` English words;
+    - a Deeper subsection's zh cell opens with ``### 深入：``;
+    - zh cells: no ASCII "." ending a bold label (``**论文.**`` / ``**论文**.``: use "。" or "：")
+      and no English words inside ``\\text{...}`` in formulas (write them in Chinese or as symbols);
+    - no cell refers to files a learner does not have (``seeds/``, ``../shared``, SYLLABUS.md, DESIGN.md);
+    - links to notebooks resolve to a notebook in the repository (write a future notebook as plain
+      text, "(future notebook: dkd)", not as a link);
+    - section 5 makes the result card and checks the mechanism (``.card(`` and ``.check()``);
+    - section 7 has a method-specific widget and ends with the shared footer
+      (``results_dashboard(``); ``ComparisonDashboard(`` is not called directly;
+    - every numbered exercise of section 8 states its ci run time (:data:`EXERCISE_TIME`).
+    """
+    problems = []
+    words = core_word_count(cells)
+    if words > MAX_CORE_WORDS:
+        problems.append(f"the core has {words} English words (limit {MAX_CORE_WORDS}, target about 1,500): "
+                        f"move side derivations and asides into '{DEEPER_PREFIX[0]}...' subsections")
+    section = _section_of_cells(cells)
+    code = {k: [(i, _text(c.get("source", ""))) for i, c in enumerate(cells)
+                if c.get("cell_type") == "code" and section[i] == k] for k in range(len(TEMPLATE_SECTIONS))}
+    for i, cell in enumerate(cells):
+        text = _text(cell.get("source", ""))
+        hit = _OUTSIDE_PATHS.search(text)
+        if hit:
+            problems.append(f"cell {i}: refers to {hit.group()!r}, which is outside the repository (a learner "
+                            "does not have it): cite the paper or a docs/ page instead")
+        lang = _lang(cell)
+        if lang is None:
+            continue
+        first = _first_line(cell.get("source", ""))
+        if lang == "en" and first.startswith(DEEPER_PREFIX[0]) and i + 1 < len(cells) \
+                and not _first_line(cells[i + 1].get("source", "")).startswith(DEEPER_PREFIX[1]):
+            problems.append(f"cell {i + 1}: the zh cell of a Deeper subsection must open with '{DEEPER_PREFIX[1]}'")
+        for link in _NB_LINK.findall(text):
+            if path is not None and "://" not in link and not (path.parent / link).is_file():
+                problems.append(f"cell {i}: link to {link!r}, which is not a notebook of the repository "
+                                "(mark a future notebook as plain text)")
+        if lang == "zh":
+            hit = _ZH_BOLD_DOT.search(text)
+            if hit:
+                problems.append(f"cell {i}: zh bold label ends with an ASCII '.' ({hit.group()!r}): use '。' or '：'")
+            for formula in _MATH.findall(text):
+                for arg in _TEXT_CMD.findall(formula):
+                    if _ENGLISH_WORD.search(arg):
+                        problems.append(f"cell {i}: English \\text{{{arg}}} in a zh formula: write it in Chinese")
+    sec5, sec7, sec8 = (TEMPLATE_SECTIONS.index(TEMPLATE_SECTIONS[k]) for k in (5, 7, 8))
+    src5 = "\n".join(t for _i, t in code[sec5])
+    if ".card(" not in src5 or ".check()" not in src5:
+        problems.append("section 5 must report through the result card and assert its mechanism: "
+                        "exp.card(Mechanism(...)).check()")
+    cells7 = code[sec7]
+    if not cells7 or FOOTER_CALL not in cells7[-1][1]:
+        problems.append(f"section 7 must end with the shared footer, a code cell calling {FOOTER_CALL}...)")
+    if len([t for _i, t in cells7 if FOOTER_CALL not in t]) < 1:
+        problems.append("section 7 needs a method-specific widget (a code cell besides the footer)")
+    for i, cell in enumerate(cells):
+        if cell.get("cell_type") == "code" and "ComparisonDashboard(" in _text(cell.get("source", "")):
+            problems.append(f"cell {i}: call {FOOTER_CALL}budget) instead of ComparisonDashboard(...) "
+                            "(one filter rule in every notebook)")
+    for i, cell in enumerate(cells):
+        if _lang(cell) != "en" or section[i] != sec8:
+            continue
+        text = _text(cell.get("source", ""))
+        if "**Exercises" not in text:
+            continue
+        items = re.findall(r"^\s*\d+\.\s+(.*(?:\n(?!\s*\d+\.\s).*)*)", text.split("**Exercises", 1)[1], re.M)
+        for k, item in enumerate(items, 1):
+            if not EXERCISE_TIME.search(item):
+                problems.append(f"cell {i}: exercise {k} does not state its ci run time, e.g. '(ci: about 40 s)' "
+                                "or '(ci: no run)'")
     return problems
 
 
