@@ -32,7 +32,13 @@ def make_good(meta=META):
     nbtools.add_prose(nb, "# Distilling the Knowledge in a Neural Network\n\nHinton et al.", "# 神经网络中的知识蒸馏\n\nHinton 等人。")
     for en, zh in TEMPLATE_SECTIONS[1:]:
         nbtools.add_prose(nb, f"{en}\n\nSome text.", f"{zh}\n\n一些文字。")
-        nbtools.add_code(nb, "print(1)", check_output=True)
+        if en.startswith("## 5."):      # the result card with its asserted mechanism (conventions §8.2)
+            nbtools.add_code(nb, "card = exp.card(mechanism).check()\nprint(card)")
+        elif en.startswith("## 7."):    # a method-specific widget, then the shared footer (§8.6)
+            nbtools.add_code(nb, "explorer = Explorer(x)\nexplorer")
+            nbtools.add_code(nb, "results_dashboard(exp.budget)")
+        else:
+            nbtools.add_code(nb, "print(1)", check_output=True)
     return _executed(nb)
 
 
@@ -176,6 +182,121 @@ MUTATIONS = {
                          "not a valid nbformat 4 notebook"),
     "notebook over 2 MB": (_big_output, "MB (limit 2 MB)"),
 }
+
+
+def _section_cell(nb, heading, lang="en"):
+    """Index of the en (or zh) cell that opens ``heading``."""
+    i = _section_index(nb, heading)
+    return i if lang == "en" else i + 1
+
+
+def _set_section_text(nb, heading, en, zh):
+    i = _section_index(nb, heading)
+    nb.cells[i].source = f"{heading}\n\n{en}"
+    nb.cells[i + 1].source = nb.cells[i + 1].source.splitlines()[0] + f"\n\n{zh}"
+
+
+def _long_core(nb):
+    _set_section_text(nb, "## 1. The question", "word " * 1900, "很长的文字。")
+
+
+def _code_of_section(nb, heading):
+    i = _section_index(nb, heading)
+    return [k for k in range(i, len(nb.cells)) if nb.cells[k].cell_type == "code"][0]
+
+
+def _no_card(nb):
+    nb.cells[_code_of_section(nb, "## 5. Experiment")].source = "print(exp.table())"
+
+
+def _no_footer(nb):
+    k = _code_of_section(nb, "## 7. Interactive")
+    del nb.cells[k + 1]
+
+
+def _footer_only(nb):
+    k = _code_of_section(nb, "## 7. Interactive")
+    del nb.cells[k]
+
+
+def _direct_dashboard(nb):
+    nb.cells[_code_of_section(nb, "## 7. Interactive")].source = "ComparisonDashboard(records)"
+
+
+def _exercise_without_time(nb):
+    _set_section_text(nb, "## 8. Summary, exercises, references",
+                      "**Exercises.**\n\n1. Train with T = 8. *(ci: about 20 s)*\n2. Plot the\n   maps again.",
+                      "**练习。**\n\n1. 用 T = 8 训练。\n2. 再画一次。")
+
+
+def _deeper_with_wrong_zh(nb):
+    i = _section_index(nb, "## 2. The knowledge and the loss")
+    nb.cells[i + 3:i + 3] = [nbformat.v4.new_markdown_cell("### Deeper: the gradient\n\nMore.",
+                                                           metadata={"tags": ["en"]}),
+                             nbformat.v4.new_markdown_cell("### 梯度\n\n更多。", metadata={"tags": ["zh"]})]
+
+
+MUTATIONS.update({
+    "core over the word limit": (_long_core, "English words (limit 1800"),
+    "zh bold label with ASCII dot": (lambda nb: _set_section_text(nb, "## 1. The question", "**Paper.** X.",
+                                                                   "**论文.** X。"),
+                                     "zh bold label ends with an ASCII '.' ('**论文.**')"),
+    "zh bold label then ASCII dot": (lambda nb: _set_section_text(nb, "## 1. The question", "**Paper**. X.",
+                                                                   "**论文**. X。"),
+                                     "zh bold label ends with an ASCII '.' ('**论文**.')"),
+    "English text in zh formula": (lambda nb: _set_section_text(nb, "## 2. The knowledge and the loss",
+                                                                 "$L = \\text{student} + 1$",
+                                                                 "损失 $L = \\text{student} + 1$"),
+                                   "English \\text{student} in a zh formula"),
+    "path outside the repository": (lambda nb: _set_section_text(nb, "## 1. The question", "See seeds/002.",
+                                                                  "见 seeds/002。"),
+                                    "refers to 'seeds/', which is outside the repository"),
+    "shared folder in code": (lambda nb: nb.cells[4].update(source="open('../shared/DESIGN.md')"),
+                              "cell 4: refers to '../shared'"),
+    "no result card": (_no_card, "section 5 must report through the result card"),
+    "no shared footer": (_no_footer, "section 7 must end with the shared footer"),
+    "no method widget": (_footer_only, "section 7 needs a method-specific widget"),
+    "dashboard built directly": (_direct_dashboard, "instead of ComparisonDashboard(...)"),
+    "exercise without run time": (_exercise_without_time, "exercise 2 does not state its ci run time"),
+    "Deeper subsection with wrong zh heading": (_deeper_with_wrong_zh,
+                                                "the zh cell of a Deeper subsection must open with '### 深入："),
+})
+
+
+def test_conventions_allow_what_they_should(good):
+    ok = copy.deepcopy(good)
+    # a long aside in a Deeper subsection does not count toward the core
+    i = _section_index(ok, "## 2. The knowledge and the loss")
+    ok.cells[i + 3:i + 3] = [
+        nbformat.v4.new_markdown_cell("### Deeper: the gradient\n\n" + "word " * 1900, metadata={"tags": ["en"]}),
+        nbformat.v4.new_markdown_cell("### 深入：梯度\n\n很长。", metadata={"tags": ["zh"]}),
+        nbformat.v4.new_markdown_cell("### Back to the core\n\nShort.", metadata={"tags": ["en"]}),
+        nbformat.v4.new_markdown_cell("### 回到正文\n\n短。", metadata={"tags": ["zh"]})]
+    before = nbtools.core_word_count(good.cells)
+    assert nbtools.core_word_count(ok.cells) == before + 5       # "Back to the core" + "Short"
+    # math and code spans are not words; Chinese punctuation after bold labels and symbols in \text are fine
+    _set_section_text(ok, "## 1. The question", "**Paper.** $\\alpha_{\\text{KD}}$ and `kd_weight` 1.5.",
+                      "**论文。** $\\alpha_{\\text{KD}}$、$\\text{学生}$ 与 `kd_weight`：1.5。**注意**：无。")
+    _set_section_text(ok, "## 8. Summary, exercises, references",
+                      "**Exercises.**\n\n1. Train with T = 8 *(ci: about 20 s)*.\n2. Derive it by hand "
+                      "*(ci: no run)*.\n3. Rerun the notebook *(ci: about 1 min)*.",
+                      "**练习。**\n\n1. 用 T = 8 训练。\n2. 手推。\n3. 重跑。")
+    assert check_notebook(ok) == []
+    # math, code spans and numbers are not words
+    cell = nbformat.v4.new_markdown_cell("**Paper.** $\\alpha_{\\text{KD}}$ and `kd_weight` 1.5 $$x^2$$ isn't",
+                                         metadata={"tags": ["en"]})
+    assert nbtools.core_word_count([cell]) == 3                        # Paper, and, isn't
+
+
+def test_notebook_links_must_resolve(good, tmp_path):
+    nb = copy.deepcopy(good)
+    _set_section_text(nb, "## 8. Summary, exercises, references",
+                      "See [FitNets](../02_feature/fitnet.ipynb) and [KD](kd.ipynb).",
+                      "见 [FitNets](../02_feature/fitnet.ipynb) 与 [KD](kd.ipynb)。")
+    path = nbtools.write_notebook(nb, tmp_path / "01_response" / "kd.ipynb")
+    problems = check_notebook(path)
+    assert sum("link to '../02_feature/fitnet.ipynb'" in p for p in problems) == 2
+    assert not any("'kd.ipynb'" in p for p in problems)        # the notebook itself exists
 
 
 @pytest.mark.parametrize("name", sorted(MUTATIONS))
