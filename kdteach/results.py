@@ -12,6 +12,10 @@ A record (the contract every part of kdteach shares)::
      "best_acc": 60.1, "best_epoch": 14, "last_acc": 59.8, "wall_time": 12.3, "device": "cpu",
      "created": "2026-11-23T17:00:00Z"}
 
+Methods with more networks than the student (peers, exits: :meth:`kdteach.methods.Method.heads`) add
+``"heads": {name: acc}`` to each history entry and, for the last epoch, to the record; ``best_acc``
+and ``last_acc`` stay the student's.
+
 Accuracies are percentages (0-100). Files are written atomically (temp file + ``os.replace``), so a
 reader never sees half a record; :func:`load_records` still skips unreadable files with a warning.
 """
@@ -72,6 +76,9 @@ def new_record(*, method: str, teacher: str | None, student: str, dataset: str, 
         "last_acc": float(history[-1]["test_acc"]), "wall_time": float(wall_time), "device": str(device),
         "created": created or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    heads = history[-1].get("heads")
+    if heads:   # online / self protocols: every other network's last-epoch test accuracy (percent)
+        record["heads"] = {str(k): float(v) for k, v in heads.items()}
     return record
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .at import AT
+from .dml import DML
 from .fsp import FSP
 from .kd import KD
 from .kdsvd import KDSVD
@@ -21,6 +22,7 @@ METHODS: dict[str, type[Method]] = {
     "at": AT,
     "fsp": FSP,
     "kdsvd": KDSVD,
+    "dml": DML,
 }
 
 

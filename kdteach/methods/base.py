@@ -13,6 +13,9 @@ A method says
   them into ``"total"``);
 * :meth:`Method.stages`: the protocol. One ``"main"`` stage by default; two-stage methods (FSP, AB,
   FT in the benchmark) return an ``"init"`` stage first.
+* :meth:`Method.heads`: more networks or exits to evaluate every epoch (online and self protocols:
+  DML's peers and their ensemble, BYOT's exits); peers and exits are extras, so one optimiser,
+  one checkpoint and one resume path cover them.
 
 The trainer (:mod:`kdteach.train.trainer`) does everything else: data, teacher forward under
 ``torch.inference_mode()``, feature capture, optimiser, schedule, AMP, history, checkpoints.
@@ -202,6 +205,24 @@ class Method:
     def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
         """Named, already-weighted scalar loss terms for one batch (the trainer sums them)."""
         raise NotImplementedError
+
+    def heads(self, x: torch.Tensor, student: nn.Module, extras: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        """More predictions to evaluate on the test split after every epoch, besides the student's.
+
+        The extension point of the online and self protocols: a peer network trained in the same run
+        (DML), a shallow exit of the student (BYOT), an ensemble of them. The trainer calls it in eval
+        mode under ``torch.inference_mode()`` and records each head's test accuracy per epoch in the
+        history (``entry["heads"][name]``, percent), so the run record holds every network's curve.
+
+        Args:
+            x: (B, 3, H, W) normalised test images.
+            student: the student (eval mode); extras: the method's modules (eval mode).
+
+        Returns:
+            name -> (B, K) scores whose argmax is the head's prediction (logits or probabilities);
+            default ``{}`` (the student is the only network).
+        """
+        return {}
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:

@@ -559,9 +559,12 @@ class Trainer:
         means = table.double().mean(0).tolist()
         train_acc = 100.0 * correct.item() / seen
         test_acc = self.evaluate()
+        heads = self.evaluate_heads()
         entry = {"epoch": epoch_no, "stage": stage.name, "lr": lr, "train_acc": train_acc, "test_acc": test_acc,
                  "seconds": time.perf_counter() - t0,
                  "loss": {n: v for n, v in zip(names + ["total"], means)}}
+        if heads:
+            entry["heads"] = heads
         if bar is not None:
             bar.set_postfix({"ep": f"{epoch_no}/{self.total_epochs}", "loss": f"{means[-1]:.3f}",
                              "acc": f"{train_acc:.1f}", "test": f"{test_acc:.1f}"})
@@ -609,6 +612,33 @@ class Trainer:
                 correct += (model(x).argmax(1) == y).sum()
         model.train(was_training)
         return 100.0 * correct.item() / self.test_loader.num_samples
+
+    @torch.no_grad()
+    def evaluate_heads(self) -> dict[str, float]:
+        """Top-1 accuracy (percent) on the test split of every head of :meth:`Method.heads` (peers,
+        exits, ensembles); ``{}`` for a method without heads."""
+        was = (self.student.training, self.extras.training)
+        self.student.eval()
+        self.extras.eval()
+        correct: dict[str, torch.Tensor] = {}
+        k = num_classes_of(self.student)
+        try:
+            with torch.inference_mode(), self._autocast():
+                for x, y in self.test_loader:
+                    out = self.method.heads(x, self.student, self.extras)
+                    if not out:
+                        return {}
+                    for name, scores in out.items():
+                        if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (x.shape[0], k):
+                            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+                            raise ValueError(f"{type(self.method).__name__}.heads()[{name!r}] must be ({x.shape[0]}, {k}) "
+                                             f"scores, got {shape}")
+                        hit = (scores.argmax(1) == y).sum()
+                        correct[name] = correct[name] + hit if name in correct else hit
+        finally:
+            self.student.train(was[0])
+            self.extras.train(was[1])
+        return {name: 100.0 * c.item() / self.test_loader.num_samples for name, c in correct.items()}
 
     # ------------------------------------------------------------------ record
     def record(self, device_label: str | None = None) -> dict:

@@ -1,0 +1,167 @@
+"""Protocols beyond one frozen teacher (DESIGN §9): online / mutual (DML) through the trainer's
+extension points (peers are extras, :meth:`Method.heads` evaluates them), with the guarantees of the
+offline path: seeded, bit-exact resume, NaN stop, records with every network's accuracy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import kdteach.train as T
+from kdteach.losses import kd_loss
+from kdteach.methods import get_method
+from kdteach.methods.base import batch_losses
+from kdteach.train.budgets import get_budget
+
+pytestmark = pytest.mark.usefixtures("offline_data")
+
+
+@pytest.fixture
+def tiny_budget():
+    return get_budget("ci").replace(name="unit", train_subset=256, test_subset=128, batch_size=64, epochs=3,
+                                    teacher_epochs=1, init_epochs=1)
+
+
+@pytest.fixture(autouse=True)
+def _tmp_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
+
+
+def dml_trainer(budget, checkpoint=None, student_seed=0, seed=0, **hp):
+    student = T.build_model("tiny_student", 10, student_seed)
+    return T.Trainer(get_method("dml", **hp), student, None, budget, seed=seed, progress=False,
+                     checkpoint=checkpoint, device="cpu")
+
+
+def strip_times(history):
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in history]
+
+
+# ---------------------------------------------------------------------------------------------- DML
+
+def test_dml_trains_every_peer_and_records_their_curves(tiny_budget):
+    tr = dml_trainer(tiny_budget, peers=2)
+    assert sorted(tr.extras) == ["peer1", "peer2"]
+    s0 = tr.student.state_dict()
+    p0 = {n: {k: v.clone() for k, v in tr.extras[n].state_dict().items()} for n in tr.extras}
+    # peers start from their own initialisation, not as copies of the student or of each other
+    assert not torch.equal(s0["fc.weight"], p0["peer1"]["fc.weight"])
+    assert not torch.equal(p0["peer1"]["fc.weight"], p0["peer2"]["fc.weight"])
+    history = tr.fit()
+    assert list(history[0]["loss"]) == ["ce", "kl", "ce_peer1", "kl_peer1", "ce_peer2", "kl_peer2", "total"]
+    for name in ("ce", "ce_peer1", "ce_peer2"):
+        assert history[-1]["loss"][name] < history[0]["loss"][name], name
+    for e in history:
+        assert set(e["heads"]) == {"peer1", "peer2", "ensemble"}
+        assert all(0.0 <= v <= 100.0 for v in e["heads"].values())
+    for n in tr.extras:   # every peer was trained
+        assert not torch.equal(p0[n]["fc.weight"], tr.extras[n].state_dict()["fc.weight"])
+    rec = tr.record()
+    assert rec["heads"] == history[-1]["heads"] and rec["teacher"] is None and rec["method"] == "dml"
+    # the recorded head accuracies are what evaluating each peer gives
+    assert tr.evaluate(tr.extras["peer1"]) == pytest.approx(history[-1]["heads"]["peer1"])
+
+
+def test_dml_loss_is_ce_plus_kl_to_detached_peers(tiny_budget):
+    torch.manual_seed(0)
+    method = get_method("dml", peers=2, kl_weight=0.5)
+    student = T.build_model("tiny_student", 10, 0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        extras = method.build_extras(student, None, tiny_budget)
+    x, y = torch.randn(6, 3, 16, 16), torch.randint(0, 10, (6,))
+    terms = batch_losses(method, student, None, x, y, extras=extras)
+    z = [student(x), extras["peer1"](x), extras["peer2"](x)]
+    want_kl = 0.5 * (kd_loss(z[0], z[1].detach(), 1.0) + kd_loss(z[0], z[2].detach(), 1.0)) / 2
+    assert torch.allclose(terms["kl"], want_kl, atol=1e-6)
+    want_kl2 = 0.5 * (kd_loss(z[2], z[0].detach(), 1.0) + kd_loss(z[2], z[1].detach(), 1.0)) / 2
+    assert torch.allclose(terms["kl_peer2"], want_kl2, atol=1e-6)
+    assert torch.allclose(terms["ce_peer1"], torch.nn.functional.cross_entropy(z[1], y), atol=1e-6)
+    # the peer targets are detached: the student's KL term moves only the student
+    grads = torch.autograd.grad(terms["kl"], list(extras.parameters()) + list(student.parameters()),
+                                allow_unused=True)
+    n_peer = len(list(extras.parameters()))
+    assert all(g is None or not g.any() for g in grads[:n_peer])
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[n_peer:])
+
+
+def test_dml_ensemble_head_is_the_mean_softmax():
+    method = get_method("dml", peers=1)
+    student = T.build_model("tiny_student", 10, 0)
+    extras = method.build_extras(student, None, None)
+    student.eval(), extras.eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        heads = method.heads(x, student, extras)
+        want = (student(x).softmax(1) + extras["peer1"](x).softmax(1)) / 2
+    assert torch.allclose(heads["ensemble"], want, atol=1e-6)
+    assert torch.allclose(heads["peer1"], extras["peer1"](x), atol=1e-6)
+
+
+@pytest.mark.parametrize("stop", [1, 2])
+def test_dml_resume_is_bitwise_exact(tiny_budget, tmp_path, stop):
+    budget = tiny_budget.replace(epochs=3)
+    full = dml_trainer(budget, tmp_path / "full.pt")
+    full_history = full.fit()
+    part = dml_trainer(budget, tmp_path / "part.pt")
+    part.fit(stop_after=stop)
+    # a new process: other initial weights for the student (and so other peers), restored from the checkpoint
+    resumed = dml_trainer(budget, tmp_path / "part.pt", student_seed=99, seed=0)
+    assert strip_times(resumed.fit()) == strip_times(full_history)
+    for a, b in ((full.student, resumed.student), (full.extras, resumed.extras)):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+
+
+def test_dml_other_peer_architecture(tiny_budget):
+    tr = dml_trainer(tiny_budget.replace(epochs=1), peer_arch="tiny_teacher")
+    assert type(tr.extras["peer1"]).__name__ != type(tr.student).__name__ or \
+        sum(p.numel() for p in tr.extras["peer1"].parameters()) != sum(p.numel() for p in tr.student.parameters())
+    assert set(tr.fit()[0]["heads"]) == {"peer1", "ensemble"}
+
+
+def test_dml_bad_inputs(tiny_budget):
+    with pytest.raises(ValueError, match="'peers' of method 'dml' must be an int >= 1"):
+        get_method("dml", peers=0)
+    with pytest.raises(ValueError, match="'peers'"):
+        get_method("dml", peers=1.5)
+    with pytest.raises(ValueError, match="peer_arch='resnet_x'"):
+        dml_trainer(tiny_budget, peer_arch="resnet_x")
+    with pytest.raises(ValueError, match="temperature"):
+        get_method("dml", temperature=0.0)
+
+
+def test_dml_nan_stops_with_the_peer_term_named(tiny_budget, tmp_path, monkeypatch):
+    from kdteach.methods.dml import DML
+
+    real = DML.loss
+
+    def poisoned(self, ctx):
+        terms = real(self, ctx)
+        if ctx.epoch == 1 and ctx.step == 1:
+            terms["kl_peer1"] = terms["kl_peer1"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(DML, "loss", poisoned)
+    tr = dml_trainer(tiny_budget, tmp_path / "run.pt")
+    with pytest.raises(T.NonFiniteLossError, match=r"'kl_peer1' .* epoch 2 .* step 2/4.*after epoch 1"):
+        tr.fit()
+    assert (tmp_path / "run.pt").is_file()
+
+
+def test_heads_must_have_the_right_shape(tiny_budget, monkeypatch):
+    from kdteach.methods.dml import DML
+
+    monkeypatch.setattr(DML, "heads", lambda self, x, s, e: {"bad": torch.zeros(x.shape[0], 3)})
+    tr = dml_trainer(tiny_budget.replace(epochs=1))
+    with pytest.raises(ValueError, match=r"heads\(\)\['bad'\] must be \(\d+, 10\) scores, got \(\d+, 3\)"):
+        tr.fit()
+
+
+def test_distill_dml_records_the_run(tiny_budget):
+    from kdteach import results
+
+    run = T.distill("dml", budget=tiny_budget.replace(epochs=1), progress=False)
+    assert run.record["teacher"] is None and set(run.record["heads"]) == {"peer1", "ensemble"}
+    assert [r["run_id"] for r in results.load_records(method="dml")] == [run.record["run_id"]]
