@@ -165,3 +165,94 @@ def test_distill_dml_records_the_run(tiny_budget):
     run = T.distill("dml", budget=tiny_budget.replace(epochs=1), progress=False)
     assert run.record["teacher"] is None and set(run.record["heads"]) == {"peer1", "ensemble"}
     assert [r["run_id"] for r in results.load_records(method="dml")] == [run.record["run_id"]]
+
+
+# ---------------------------------------------------------------------------------------------- BYOT (self)
+
+def byot_trainer(budget, checkpoint=None, student_seed=0, arch="tiny_student", **hp):
+    student = T.build_model(arch, 10, student_seed)
+    return T.Trainer(get_method("byot", **hp), student, None, budget, seed=0, progress=False,
+                     checkpoint=checkpoint, device="cpu")
+
+
+@pytest.mark.parametrize("arch", ["tiny_student", "resnet8"])
+def test_byot_exits_match_the_deepest_stage(arch):
+    method = get_method("byot")
+    student = T.build_model(arch, 10, 0)
+    extras = method.build_extras(student, None, None)
+    names = method.student_features(student)
+    assert sorted(extras) == [f"exit{k}" for k in range(1, len(names))]
+    from kdteach.features import capture
+
+    x = torch.randn(2, 3, 16, 16)
+    with capture(student, names) as store:
+        student(x)
+    for k, n in enumerate(names[:-1], start=1):
+        z, feat = extras[f"exit{k}"](store[n])
+        assert z.shape == (2, 10) and feat.shape == store[names[-1]].shape
+
+
+def test_byot_loss_terms_by_hand():
+    method = get_method("byot", alpha=0.4, temperature=2.0, feature_weight=0.1)
+    student = T.build_model("tiny_student", 10, 0)
+    extras = method.build_extras(student, None, None)
+    x, y = torch.randn(5, 3, 16, 16), torch.randint(0, 10, (5,))
+    terms = batch_losses(method, student, None, x, y, extras=extras)
+    from kdteach.features import capture
+
+    names = method.student_features(student)
+    with capture(student, names) as store:
+        z_c = student(x)
+    z1, f1 = extras["exit1"](store[names[0]])
+    p_c, log_p1 = (z_c / 2.0).softmax(1), (z1 / 2.0).log_softmax(1)
+    kl = (p_c * (p_c.log() - log_p1)).sum(1).mean()
+    assert torch.allclose(terms["kl_exit1"], 0.4 * kl, atol=1e-6)
+    assert torch.allclose(terms["ce_exit1"], 0.6 * torch.nn.functional.cross_entropy(z1, y), atol=1e-6)
+    assert torch.allclose(terms["feat_exit1"], 0.1 * (f1 - store[names[-1]]).pow(2).mean(), atol=1e-6)
+    assert torch.allclose(terms["ce"], torch.nn.functional.cross_entropy(z_c, y), atol=1e-6)
+    # the deepest classifier is the teacher of the KL and hint terms: they do not move it
+    fc = list(student.fc.parameters())
+    for name in ("kl_exit1", "feat_exit1"):
+        grads = torch.autograd.grad(terms[name], fc + list(extras["exit1"].parameters()), allow_unused=True,
+                                    retain_graph=True)
+        assert all(g is None or not g.any() for g in grads[:len(fc)]), name
+        assert any(g is not None and g.abs().sum() > 0 for g in grads[len(fc):]), name
+
+
+def test_byot_trains_and_records_every_exit(tiny_budget):
+    tr = byot_trainer(tiny_budget)
+    history = tr.fit()
+    assert list(history[0]["loss"])[:4] == ["ce", "ce_exit1", "kl_exit1", "feat_exit1"]
+    assert history[-1]["loss"]["ce_exit1"] < history[0]["loss"]["ce_exit1"]
+    assert set(history[-1]["heads"]) == {"exit1", "exit2", "ensemble"} and tr.record()["heads"]
+    student, extras = tr.student.eval(), tr.extras.eval()
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        heads = tr.method.heads(x, student, extras)
+        assert torch.allclose(heads["ensemble"], (student(x) + heads["exit1"] + heads["exit2"]) / 3, atol=1e-5)
+
+
+def test_byot_resume_is_bitwise_exact(tiny_budget, tmp_path):
+    budget = tiny_budget.replace(epochs=2)
+    full = byot_trainer(budget, tmp_path / "full.pt")
+    full_history = full.fit()
+    part = byot_trainer(budget, tmp_path / "part.pt")
+    part.fit(stop_after=1)
+    resumed = byot_trainer(budget, tmp_path / "part.pt", student_seed=99)
+    assert strip_times(resumed.fit()) == strip_times(full_history)
+    for a, b in ((full.student, resumed.student), (full.extras, resumed.extras)):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+
+
+def test_byot_bad_inputs():
+    with pytest.raises(ValueError, match="'alpha' of method 'byot' must be in \\[0, 1\\]"):
+        get_method("byot", alpha=1.5)
+    with pytest.raises(ValueError, match="'temperature'"):
+        get_method("byot", temperature=0.0)
+    with pytest.raises(ValueError, match="feature_weight"):
+        get_method("byot", feature_weight=-1.0)
+    student = T.build_model("tiny_student", 10, 0)
+    student.stages = student.stages[:2]     # stem + one stage: no room for an exit
+    with pytest.raises(ValueError, match="at least 2 stages after the stem"):
+        get_method("byot").build_extras(student, None, None)

@@ -11,6 +11,7 @@ from typing import Any
 
 from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .at import AT
+from .byot import BYOT
 from .dml import DML
 from .fsp import FSP
 from .kd import KD
@@ -23,6 +24,7 @@ METHODS: dict[str, type[Method]] = {
     "fsp": FSP,
     "kdsvd": KDSVD,
     "dml": DML,
+    "byot": BYOT,
 }
 
 
