@@ -91,6 +91,13 @@ def _load(path: Path, arch: str, num_classes: int) -> tuple[nn.Module, dict]:
     return model, record
 
 
+def _save(path: Path, model: nn.Module, arch: str, role: str, num_classes: int, record: dict) -> Path:
+    state = {"format": CACHE_FORMAT, "arch": arch, "role": role, "num_classes": num_classes,
+             "key": path.stem, "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+             "record": dict(record)}
+    return atomic_torch_save(state, path)
+
+
 def save_to_cache(role: str, model: nn.Module, budget: Budget, seed: int, record: dict, arch: str | None = None
                   ) -> Path:
     """Store a trained model as the cached ``role`` (``"teacher"``/``"student"``) of ``budget`` and ``seed``.
@@ -103,11 +110,42 @@ def save_to_cache(role: str, model: nn.Module, budget: Budget, seed: int, record
     arch = arch or getattr(model, "kd_arch", None)
     if not arch:
         raise ValueError("arch: the model has no kd_arch attribute; pass arch= (its zoo name)")
-    path = cache_path(role, arch, budget, seed)
-    state = {"format": CACHE_FORMAT, "arch": arch, "role": role, "num_classes": NUM_CLASSES[budget.dataset],
-             "key": path.stem, "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-             "record": dict(record)}
-    return atomic_torch_save(state, path)
+    return _save(cache_path(role, arch, budget, seed), model, arch, role, NUM_CLASSES[budget.dataset], record)
+
+
+def cached_model(path: Path, arch: str, num_classes: int, train, *, role: str, label: str, verbose: bool = True
+                 ) -> tuple[nn.Module, dict, str]:
+    """Load the model cached at ``path``, or train it with ``train()`` and cache it there first.
+
+    The one caching rule of kdteach (teachers, baselines, the links of a chain): an exclusive file
+    lock around training, so a second process waits and then loads; an atomic write; the record is
+    stored with the weights.
+
+    Args:
+        path: the cache file (``.pt``).
+        arch: the model's zoo name (checked when loading).
+        num_classes: its classes K.
+        train: a callable returning ``(trained model, run record)``; called only on a cache miss.
+        role: what the model is (``"teacher"``, ``"student"``, ``"link"``), stored in the file.
+        label: what is trained, for the message (e.g. ``"teacher tiny_teacher (cifar10, budget ci, seed 0)"``).
+        verbose: print where the model is cached when training it.
+
+    Returns:
+        ``(model, record, source)``: the model in eval mode on the default device (``kd_record``,
+        ``kd_test_acc`` and ``kd_arch`` set), its record, and ``"cached"`` or ``"trained in N s"``.
+    """
+    source = "cached"
+    if not path.is_file():
+        with _file_lock(path, verbose):
+            if not path.is_file():  # nobody trained it while we waited
+                if verbose:
+                    print(f"training {label}; cached afterwards in {path}", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                model, record = train()
+                _save(path, model, arch, role, num_classes, record)
+                source = f"trained in {time.perf_counter() - t0:.0f} s"
+    model, record = _load(path, arch, num_classes)
+    return model, record, source
 
 
 def _get_or_train(role: str, arch: str | None, dataset: str | None, budget: str | Budget | None, seed: int,
@@ -119,20 +157,15 @@ def _get_or_train(role: str, arch: str | None, dataset: str | None, budget: str 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     build_model(arch, NUM_CLASSES[b.dataset])  # validates the name before any training
-    path = cache_path(role, arch, b, seed)
-    source = "cached"
-    if not path.is_file():
-        with _file_lock(path, verbose):
-            if not path.is_file():  # nobody trained it while we waited
-                if verbose:
-                    print(f"training {role} {arch} ({b.dataset}, budget {b.name}, seed {seed}); cached afterwards in "
-                          f"{path}", file=sys.stderr, flush=True)
-                t0 = time.perf_counter()
-                show = verbose if progress is None else progress
-                result = train_model(arch, budget=b, role=role, seed=seed, progress=show, record=True)
-                save_to_cache(role, result.student, b, seed, result.record, arch=arch)
-                source = f"trained in {time.perf_counter() - t0:.0f} s"
-    model, record = _load(path, arch, NUM_CLASSES[b.dataset])
+    show = verbose if progress is None else progress
+
+    def train():
+        result = train_model(arch, budget=b, role=role, seed=seed, progress=show, record=True)
+        return result.student, result.record
+
+    model, record, source = cached_model(cache_path(role, arch, b, seed), arch, NUM_CLASSES[b.dataset], train,
+                                         role=role, label=f"{role} {arch} ({b.dataset}, budget {b.name}, seed {seed})",
+                                         verbose=verbose)
     if verbose:
         print(f"{role} {arch} ({b.dataset}, budget {b.name}, seed {seed}): test accuracy "
               f"{record['last_acc']:.2f}% [{source}]", flush=True)
@@ -187,4 +220,4 @@ def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None,
     return {"teacher": t.kd_test_acc, "students": students}
 
 
-__all__ = ["teacher", "student_baseline", "warm", "cache_key", "cache_path", "save_to_cache"]
+__all__ = ["teacher", "student_baseline", "warm", "cache_key", "cache_path", "save_to_cache", "cached_model"]

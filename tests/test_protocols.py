@@ -256,3 +256,103 @@ def test_byot_bad_inputs():
     student.stages = student.stages[:2]     # stem + one stage: no room for an exit
     with pytest.raises(ValueError, match="at least 2 stages after the stem"):
         get_method("byot").build_extras(student, None, None)
+
+
+# ---------------------------------------------------------------------------------------------- sequence (TAKD)
+
+CHAIN = ["tiny_teacher", "tiny_assistant", "tiny_student"]
+
+
+@pytest.fixture
+def chain_budget(tiny_budget):
+    return tiny_budget.replace(epochs=2, teacher_epochs=1)
+
+
+def _states_equal(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_chain_trains_caches_and_links_records(chain_budget, monkeypatch):
+    from kdteach import results
+    from kdteach.train import sequence
+
+    chain = T.run_chain(CHAIN, "kd", budget=chain_budget)
+    assert [link.arch for link in chain.links] == CHAIN and [link.index for link in chain.links] == [0, 1, 2]
+    ta, st = chain.links[1].record, chain.links[2].record
+    assert ta["teacher"] == "tiny_teacher" and st["teacher"] == "tiny_teacher>tiny_assistant"
+    assert st["chain"] == {"archs": CHAIN, "link": 2, "previous": [ta["run_id"]]}
+    assert ta["chain"]["previous"] == [] and st["student"] == "tiny_student" and st["method"] == "kd"
+    saved = {r["run_id"] for r in results.load_records(method="kd")}
+    assert {ta["run_id"], st["run_id"]} <= saved
+    rows = chain.table()
+    assert [r["teacher"] for r in rows] == [None, "tiny_teacher", "tiny_teacher>tiny_assistant"]
+    assert rows[0]["params"] > rows[1]["params"] > rows[2]["params"]
+    # the direct teacher -> student run is a different record, never confused with the chain's
+    direct = T.distill("kd", budget=chain_budget, student="tiny_student", progress=False)
+    assert direct.record["run_id"] != st["run_id"] and direct.record["teacher"] == "tiny_teacher"
+    # a second call loads every link from the cache: nothing trains
+    monkeypatch.setattr("kdteach.train.api.distill_offline", lambda *a, **k: pytest.fail("retrained a cached link"))
+    again = T.run_chain(CHAIN, "kd", budget=chain_budget)
+    assert [link.source for link in again.links] == ["cached"] * 3
+    assert _states_equal(again.student, chain.student) and again.links[2].record == st
+    # anything upstream changes the key: another temperature is another chain
+    m4, m8 = get_method("kd"), get_method("kd", temperature=8.0)
+    key = lambda m: sequence.chain_key(CHAIN, m, chain_budget, 0, "t")
+    assert key(m4) != key(m8) and key(m4) == key(get_method("kd"))
+    assert sequence.chain_key(CHAIN[:2], m4, chain_budget, 0, "t") != key(m4)
+    assert sequence.chain_key(CHAIN, m4, chain_budget, 0, "other-teacher") != key(m4)
+
+
+def test_chain_resumes_link_by_link(chain_budget, tmp_path, monkeypatch):
+    from kdteach.train import trainer as trainer_mod
+
+    real_fit = trainer_mod.Trainer.fit
+
+    def killed_in_link_2(self, stop_after=None):
+        if T.model_name(self.student) == "tiny_student":
+            real_fit(self, stop_after=1)
+            raise KeyboardInterrupt("killed after one epoch of link 2")
+        return real_fit(self, stop_after)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", killed_in_link_2)
+    with pytest.raises(KeyboardInterrupt):
+        T.run_chain(CHAIN, "kd", budget=chain_budget)
+    ckpts = list((tmp_path / "cache" / "chains").glob("tiny_student-*.ckpt.pt"))
+    assert len(ckpts) == 1                      # link 2's training checkpoint, after its first epoch
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", real_fit)
+    resumed = T.run_chain(CHAIN, "kd", budget=chain_budget)
+    assert resumed.links[1].source == "cached" and resumed.links[2].source.startswith("trained")
+    assert not ckpts[0].exists()                # removed once the link is cached
+    # the same chain, uninterrupted, in a fresh cache: the same weights and history bit for bit
+    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache2"))
+    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results2"))
+    fresh = T.run_chain(CHAIN, "kd", budget=chain_budget)
+    assert _states_equal(fresh.student, resumed.student)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]
+    assert strip(fresh.links[2].record["history"]) == strip(resumed.links[2].record["history"])
+
+
+def test_chain_bad_inputs(chain_budget):
+    with pytest.raises(ValueError, match="at least a teacher and a student"):
+        T.run_chain(["tiny_teacher"], "kd", budget=chain_budget)
+    with pytest.raises(ValueError, match="unknown model 'tiny_x'"):
+        T.run_chain(["tiny_teacher", "tiny_x"], "kd", budget=chain_budget)
+    with pytest.raises(ValueError, match="trains without a teacher"):
+        T.run_chain(CHAIN, "dml", budget=chain_budget)
+    # every pair is checked before anything trains: KD-SVD needs equal stage widths
+    with pytest.raises(ValueError, match="equal channels"):
+        T.run_chain(["tiny_teacher", "resnet8", "tiny_student"], "kdsvd", budget=chain_budget)
+
+
+def test_takd_through_distill(chain_budget):
+    run = T.distill("takd", budget=chain_budget, progress=False)
+    assert run.record["method"] == "takd" and run.record["teacher"] == "tiny_teacher>tiny_assistant"
+    assert run.record["hparams"]["assistants"] == "auto" and run.record["chain"]["archs"] == CHAIN
+    method = get_method("takd", assistants="resnet56, resnet32")
+    assert method.chain("resnet110", "resnet20") == ["resnet110", "resnet56", "resnet32", "resnet20"]
+    with pytest.raises(ValueError, match="no automatic assistant for resnet32x4 -> resnet8x4"):
+        get_method("takd").chain("resnet32x4", "resnet8x4")
+    with pytest.raises(ValueError, match="'assistants'"):
+        get_method("takd", assistants=" ")
+    with pytest.raises(TypeError, match="model name or None"):
+        T.distill("takd", budget=chain_budget, teacher=T.build_model("tiny_teacher", 10), progress=False)

@@ -16,6 +16,7 @@ from .dml import DML
 from .fsp import FSP
 from .kd import KD
 from .kdsvd import KDSVD
+from .takd import TAKD
 
 METHODS: dict[str, type[Method]] = {
     "student": Student,
@@ -25,6 +26,7 @@ METHODS: dict[str, type[Method]] = {
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
+    "takd": TAKD,
 }
 
 

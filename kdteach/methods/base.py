@@ -156,6 +156,9 @@ class Method:
     preact: bool = False
     #: scale distillation terms by a linear warm-up over the budget's ``warmup_epochs``
     uses_warmup: bool = False
+    #: ``"offline"``: one run of the trainer (peers and exits included); ``"sequence"``: a chain of
+    #: runs (:func:`kdteach.train.run_chain`; the method then defines ``chain(teacher, student)``)
+    protocol: str = "offline"
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))

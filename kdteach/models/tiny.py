@@ -5,6 +5,8 @@ including those that compare channel-indexed matrices (FSP, KD-SVD), pairs them 
 
 * ``tiny_teacher`` (~50k parameters): a residual net, stem + BasicBlocks (1, 1, 2) per stage.
 * ``tiny_student`` (~13k parameters): a plain net, stem + one conv-BN-ReLU per stage.
+* ``tiny_assistant`` (~32k parameters): the teacher's residual design with one block per stage
+  (1, 1, 1), between the two in size: the teacher assistant of TAKD's chain at the ``ci`` budget.
 """
 
 from __future__ import annotations
@@ -115,3 +117,10 @@ def tiny_teacher(num_classes: int = 10) -> TinyTeacher:
 def tiny_student(num_classes: int = 10) -> TinyStudent:
     """Tiny plain student (~13k parameters at 10 classes)."""
     return TinyStudent(num_classes)
+
+
+def tiny_assistant(num_classes: int = 10) -> TinyTeacher:
+    """Tiny residual net between the teacher and the student in size (~32k parameters at 10 classes):
+    BasicBlocks (1, 1, 1) with the shared widths; TAKD's teacher assistant at the ``ci`` budget."""
+    return TinyTeacher(num_classes, blocks=(1, 1, 1))
+

@@ -49,6 +49,22 @@ def _resolve_method(method: str | Method, hparams: dict | None) -> Method:
     return get_method(method, **(hparams or {}))
 
 
+def _distill_chain(m: Method, b: Budget, teacher_budget: Budget, teacher, student, seed: int, progress: bool,
+                   verbose: bool) -> RunResult:
+    """:func:`distill` for a sequence method: the chain from the cached teacher to the student
+    (:func:`kdteach.train.run_chain`); returns the last link (every link is cached and recorded)."""
+    from .sequence import run_chain
+
+    for arg, value in (("teacher", teacher), ("student", student)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"method {m.name!r} trains a chain of cached runs from model names; pass {arg} as a "
+                            f"model name or None, got {type(value).__name__}")
+    chain = run_chain(m.chain(teacher or b.teacher, student or b.student), m, budget=b, seed=seed,
+                      teacher_budget=teacher_budget, progress=progress, verbose=verbose)
+    last = chain.links[-1]
+    return RunResult(last.model, nn.ModuleDict(), last.record, last.record["history"])
+
+
 def distill(method: str | Method, *, budget: str | Budget | None = None, teacher: str | nn.Module | None = None,
             student: str | nn.Module | None = None, seed: int = 0, hparams: dict | None = None,
             record: bool = True, progress: bool = True, epochs: int | None = None,
@@ -80,6 +96,20 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
     m = _resolve_method(method, hparams)
     b = get_budget(budget)
     b = b.override_epochs(_check_epochs(epochs))              # another schedule: its own budget name
+    if m.protocol == "sequence":
+        return _distill_chain(m, b, get_budget(budget), teacher, student, seed, progress, verbose)
+    return distill_offline(m, b, teacher=teacher, student=student, seed=seed, record=record, progress=progress,
+                           device=device, checkpoint=checkpoint, verbose=verbose, teacher_budget=get_budget(budget))
+
+
+def distill_offline(m: Method, b: Budget, *, teacher: str | nn.Module | None = None,
+                    student: str | nn.Module | None = None, seed: int = 0, record: bool = True, progress: bool = True,
+                    device: torch.device | str | None = None, checkpoint: str | Path | None = None,
+                    verbose: bool = True, teacher_budget: Budget | None = None) -> RunResult:
+    """One run of the trainer: what :func:`distill` does for an offline method, and what each link of
+    a chain (:func:`kdteach.train.run_chain`) is. ``m`` is a Method, ``b`` the students' Budget
+    (already renamed for an epochs override); ``teacher_budget`` is the one a cached teacher comes
+    from (default ``b``). Other arguments as in :func:`distill`."""
     k = NUM_CLASSES[b.dataset]
     if student is None or isinstance(student, str):
         s_model = build_model(student or b.student, k, seed)
@@ -96,7 +126,7 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
             # check the pair on an untrained teacher before spending time on training/loading one
             check_pair(m, s_model, build_model(teacher or b.teacher, k))
             m.stages(b)
-            t_model = zoo.teacher(teacher, budget=get_budget(budget), progress=progress, verbose=verbose)
+            t_model = zoo.teacher(teacher, budget=teacher_budget or b, progress=progress, verbose=verbose)
         elif isinstance(teacher, nn.Module):
             t_model = teacher
         else:

@@ -1,0 +1,167 @@
+"""The sequence protocol: a chain of ordinary runs in which a trained student becomes the next teacher.
+
+TAKD (teacher -> assistant -> student), BAN's generations and Tf-KD's self-teacher are chains. A link
+is an ordinary offline run (:func:`kdteach.train.distill`: one frozen teacher, one student), so it
+keeps every guarantee of that path; this module only adds what a chain needs:
+
+* **Cached links.** Link 0 is the zoo's cached teacher. Every later link is cached like the zoo's
+  teachers (:func:`kdteach.zoo.cached_model`: file lock, atomic write, record stored with the
+  weights) under a key that covers the whole chain up to it: the teacher's cache key, each link's
+  architecture, the method and its hyper-parameters, the student recipe and the seed. Two chains
+  that share a prefix share its links; changing anything upstream retrains downstream.
+* **Resumable link by link.** A chain killed in link i restarts from the cache for links < i and
+  from link i's own training checkpoint (bit-exact, as any run), which is deleted once the link is
+  cached.
+* **Linked records.** Link i's record has ``teacher`` = the chain so far joined by ``">"``
+  (``"tiny_teacher>tiny_assistant"`` for TAKD's student), so its run id, tables and the dashboard
+  tell it from the direct teacher -> student run, and ``chain`` = ``{"archs": [...], "link": i,
+  "previous": [run ids of links 1..i-1]}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Sequence
+
+from torch import nn
+
+from .. import config, results
+from ..data import NUM_CLASSES
+from ..methods import Method
+from .budgets import Budget, get_budget, recipe_hash
+from .trainer import check_pair, data_signature
+
+__all__ = ["Link", "Chain", "chain_key", "run_chain", "CHAIN_SEPARATOR"]
+
+#: Joins the architectures of a chain in a link's ``teacher`` field.
+CHAIN_SEPARATOR = ">"
+
+
+@dataclass
+class Link:
+    """One link of a chain: ``index`` 0 is the teacher; ``model`` is trained (eval mode)."""
+
+    index: int
+    arch: str
+    model: nn.Module
+    record: dict
+    source: str
+
+
+@dataclass
+class Chain:
+    """The outcome of :func:`run_chain`: ``links[0]`` the teacher, ``links[-1]`` the final student."""
+
+    archs: tuple[str, ...]
+    method: str
+    budget: Budget
+    seed: int
+    links: list[Link]
+
+    @property
+    def student(self) -> nn.Module:
+        return self.links[-1].model
+
+    @property
+    def records(self) -> list[dict]:
+        return [link.record for link in self.links]
+
+    def table(self) -> list[dict]:
+        """One row per link: ``link``, ``arch``, ``teacher`` (the chain before it), ``params``,
+        ``last_acc`` (percent) and ``run_id``."""
+        rows = []
+        for link in self.links:
+            rows.append({"link": link.index, "arch": link.arch,
+                         "teacher": CHAIN_SEPARATOR.join(self.archs[:link.index]) or None,
+                         "params": sum(p.numel() for p in link.model.parameters()),
+                         "last_acc": link.record["last_acc"], "run_id": link.record["run_id"]})
+        return rows
+
+
+def chain_key(archs: Sequence[str], method: Method, budget: Budget, seed: int, teacher_key: str) -> str:
+    """File stem of the cached last link of ``archs``: ``<arch>-<dataset>-<budget>-s<seed>-<hash>``, the
+    hash covering the teacher's cache key, every architecture of the chain, the method and its
+    hyper-parameters, the student recipe and the data."""
+    payload = {"teacher": teacher_key, "archs": list(archs), "method": method.name, "hparams": dict(method.hparams),
+               "recipe": budget.student_recipe(), "data": data_signature(budget), "seed": seed}
+    return f"{archs[-1]}-{budget.dataset}-{budget.name}-s{seed}-{recipe_hash(payload, 12)}"
+
+
+def _check_archs(archs: Sequence[str], method: Method, k: int) -> tuple[str, ...]:
+    from .. import models as kdmodels
+    from .api import build_model
+
+    if isinstance(archs, str) or len(archs) < 2:
+        raise ValueError(f"archs must list at least a teacher and a student (teacher first), got {archs!r}")
+    for a in archs:
+        if a not in kdmodels.MODELS:
+            raise ValueError(f"unknown model {a!r} in the chain {list(archs)}; available models: "
+                             f"{', '.join(kdmodels.list_models())}")
+    if not method.needs_teacher:
+        raise ValueError(f"method {method.name!r} trains without a teacher; a chain needs a distillation method")
+    for t, s in zip(archs[:-1], archs[1:]):   # every pair, on untrained models, before any training
+        check_pair(method, build_model(s, k), build_model(t, k))
+    return tuple(archs)
+
+
+def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str | Budget | None = None,
+              seed: int = 0, teacher_seed: int = 0, hparams: dict | None = None,
+              teacher_budget: str | Budget | None = None, progress: bool = False, verbose: bool = False) -> Chain:
+    """Train the chain ``archs[0] -> archs[1] -> ... -> archs[-1]``: each link distils the previous one.
+
+    Args:
+        archs: model names, teacher first, the final student last (at least two).
+        method: the distillation method of every link (name or Method), e.g. ``"kd"`` for TAKD.
+        budget: name / Budget / None (``KDTEACH_BUDGET``); links train the budget's student schedule.
+        seed: the seed of every trained link; ``teacher_seed``: the cached teacher's.
+        teacher_budget: the budget the cached teacher comes from (default ``budget``; differs when
+            the links train a shortened schedule ``"<budget>-<N>ep"``).
+        hparams: the method's hyper-parameter overrides.
+        progress: progress bars; verbose: one line per link.
+
+    Returns:
+        :class:`Chain`; every trained link is cached and its record saved (see the module doc).
+
+    Raises:
+        ValueError: fewer than two architectures, an unknown one, a method without a teacher, or a
+            pair the method cannot train (checked for every link before any training).
+    """
+    from .. import zoo
+    from .api import _resolve_method, distill_offline
+
+    m = _resolve_method(method, hparams)
+    b = get_budget(budget)
+    k = NUM_CLASSES[b.dataset]
+    archs = _check_archs(archs, m, k)
+    tb = b if teacher_budget is None else get_budget(teacher_budget)
+    teacher = zoo.teacher(archs[0], budget=tb, seed=teacher_seed, progress=progress, verbose=verbose)
+    links = [Link(0, archs[0], teacher, teacher.kd_record, "cached")]
+    teacher_key = zoo.cache_key("teacher", archs[0], tb, teacher_seed)
+    for i in range(1, len(archs)):
+        prev = links[-1]
+        path = config.cache_dir() / "chains" / f"{chain_key(archs[:i + 1], m, b, seed, teacher_key)}.pt"
+        checkpoint = path.with_name(path.stem + ".ckpt.pt")
+
+        def train(i=i, prev=prev, checkpoint=checkpoint):
+            run = distill_offline(m, b, teacher=prev.model, student=archs[i], seed=seed, record=False,
+                                  progress=progress, checkpoint=checkpoint, verbose=False)
+            rec = dict(run.record)
+            rec["teacher"] = CHAIN_SEPARATOR.join(archs[:i])
+            rec["run_id"] = results.make_run_id(rec["method"], rec["student"], rec["teacher"], rec["dataset"],
+                                                rec["budget"], rec["seed"], rec["hparams"], rec["recipe"],
+                                                rec["device"])
+            rec["chain"] = {"archs": list(archs[:i + 1]), "link": i,
+                            "previous": [link.record["run_id"] for link in links[1:]]}
+            results.save_record(rec)
+            return run.student, rec
+
+        model, record, source = zoo.cached_model(path, archs[i], k, train, role="link",
+                                                 label=f"link {i} of {CHAIN_SEPARATOR.join(archs)}", verbose=verbose)
+        with contextlib.suppress(FileNotFoundError):
+            checkpoint.unlink()          # the link is cached; its training checkpoint is no longer needed
+        if verbose:
+            print(f"link {i} {archs[i]} (from {prev.arch}): test accuracy {record['last_acc']:.2f}% [{source}]",
+                  flush=True)
+        links.append(Link(i, archs[i], model, record, source))
+    return Chain(archs=archs, method=m.name, budget=b, seed=seed, links=links)
