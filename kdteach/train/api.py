@@ -96,7 +96,10 @@ def distill(method: str | Method, *, budget: str | Budget | None = None, teacher
     m = _resolve_method(method, hparams)
     b = get_budget(budget)
     b = b.override_epochs(_check_epochs(epochs))              # another schedule: its own budget name
-    if m.protocol == "sequence":
+    if m.protocol == "sequence":   # a chain of runs: each link is cached, checkpointed and recorded by run_chain
+        if checkpoint is not None or device is not None:
+            raise ValueError(f"method {m.name!r} runs a chain whose links checkpoint into the cache on the default "
+                             f"device; checkpoint= and device= do not apply (got {checkpoint!r}, {device!r})")
         return _distill_chain(m, b, get_budget(budget), teacher, student, seed, progress, verbose)
     return distill_offline(m, b, teacher=teacher, student=student, seed=seed, record=record, progress=progress,
                            device=device, checkpoint=checkpoint, verbose=verbose, teacher_budget=get_budget(budget))
