@@ -356,3 +356,110 @@ def test_takd_through_distill(chain_budget):
         get_method("takd", assistants=" ")
     with pytest.raises(TypeError, match="model name or None"):
         T.distill("takd", budget=chain_budget, teacher=T.build_model("tiny_teacher", 10), progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- data-free (DAFL)
+
+def dafl_trainer(budget, checkpoint=None, student_seed=0, **hp):
+    hp = {"iters_per_epoch": 3, "latent_dim": 32, **hp}
+    student = T.build_model("tiny_student", 10, student_seed)
+    teacher = T.build_model("tiny_teacher", 10, 123)
+    return T.DataFreeTrainer(get_method("dafl", **hp), student, teacher, budget, seed=0, progress=False,
+                             checkpoint=checkpoint, device="cpu")
+
+
+def test_dafl_trains_generator_and_student_without_training_images(tiny_budget):
+    tr = dafl_trainer(tiny_budget.replace(epochs=2))
+    assert tr.train_loader is None                     # no training image is ever loaded into a batch
+    g0 = {k: v.clone() for k, v in tr.generator.state_dict().items()}
+    s0 = {k: v.clone() for k, v in tr.student.state_dict().items()}
+    t0 = {k: v.clone() for k, v in tr.teacher.state_dict().items()}
+    history = tr.fit()
+    assert list(history[0]["loss"]) == ["onehot", "activation", "entropy", "kd", "total"]
+    for e in history:
+        assert sum(e["generated_classes"]) == 3 * tiny_budget.batch_size and len(e["generated_classes"]) == 10
+    assert not torch.equal(g0["fc.weight"], tr.generator.state_dict()["fc.weight"])
+    assert not torch.equal(s0["fc.weight"], tr.student.state_dict()["fc.weight"])
+    assert all(torch.equal(v, tr.teacher.state_dict()[k]) for k, v in t0.items())     # frozen
+    rec = tr.record()
+    assert rec["method"] == "dafl" and rec["teacher"] == "tiny_teacher" and 0 <= rec["last_acc"] <= 100
+    # samples: their own seed, the run's RNG untouched
+    state = torch.get_rng_state()
+    a, b = tr.sample(4, seed=1), tr.sample(4, seed=1)
+    assert a.shape == (4, 3, 16, 16) and torch.equal(a, b) and not torch.equal(a, tr.sample(4, seed=2))
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_dafl_generator_terms_match_the_losses(tiny_budget):
+    from kdteach.features import capture
+    from kdteach.losses import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
+
+    tr = dafl_trainer(tiny_budget)
+    x = tr.sample(8)
+    with capture(tr.teacher, ["pool"]) as store:
+        z = tr.teacher(x)
+    terms = tr.method.generator_loss(z, {"pool": store["pool"]})
+    assert torch.allclose(terms["onehot"], 0.05 * dafl_onehot_loss(z))
+    assert torch.allclose(terms["activation"], 0.01 * dafl_activation_loss(store["pool"]))
+    assert torch.allclose(terms["entropy"], 5.0 * dafl_entropy_loss(z))
+
+
+def test_dafl_resume_is_bitwise_exact(tiny_budget, tmp_path):
+    budget = tiny_budget.replace(epochs=2)
+    full = dafl_trainer(budget, tmp_path / "full.pt")
+    full_history = full.fit()
+    part = dafl_trainer(budget, tmp_path / "part.pt")
+    part.fit(stop_after=1)
+    resumed = dafl_trainer(budget, tmp_path / "part.pt", student_seed=99)
+    assert strip_times(resumed.fit()) == strip_times(full_history)
+    for a, b in ((full.student, resumed.student), (full.generator, resumed.generator)):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(va, vb), k
+    # the generator's optimiser state is part of the checkpoint too
+    sa, sb = full.g_optimizer.state_dict()["state"], resumed.g_optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+def test_dafl_nan_stops_before_either_player_steps(tiny_budget, tmp_path, monkeypatch):
+    from kdteach.methods.dafl import DAFL
+
+    real = DAFL.generator_loss
+
+    def poisoned(self, logits, feats):
+        terms = real(self, logits, feats)
+        if poisoned.calls == 4:   # epoch 2, step 2
+            terms["entropy"] = terms["entropy"] * float("nan")
+        poisoned.calls += 1
+        return terms
+
+    poisoned.calls = 0
+    monkeypatch.setattr(DAFL, "generator_loss", poisoned)
+    tr = dafl_trainer(tiny_budget, tmp_path / "run.pt")
+    with pytest.raises(T.NonFiniteLossError, match=r"'entropy' .* epoch 2 .* step 2/3.*after epoch 1"):
+        tr.fit()
+
+
+def test_dafl_bad_inputs(tiny_budget, monkeypatch):
+    from kdteach.methods.dafl import DAFL
+    from kdteach.models.generator import DAFLGenerator
+
+    with pytest.raises(ValueError, match="'latent_dim' of method 'dafl' must be an int >= 1"):
+        get_method("dafl", latent_dim=0)
+    with pytest.raises(ValueError, match="'iters_per_epoch'"):
+        get_method("dafl", iters_per_epoch=1.5)
+    monkeypatch.setattr(DAFL, "build_generator", lambda self, budget, k: DAFLGenerator(32, 32, 3))
+    with pytest.raises(ValueError, match=r"generator makes images of shape \(3, 32, 32\) .* takes \(3, 16, 16\)"):
+        dafl_trainer(tiny_budget)
+    with pytest.raises(ValueError, match="needs a teacher"):
+        T.DataFreeTrainer(get_method("dafl"), T.build_model("tiny_student", 10), None, tiny_budget, device="cpu")
+    with pytest.raises(ValueError, match="divisible by 4"):
+        DAFLGenerator(8, 18)
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 8\)"):
+        DAFLGenerator(8, 16)(torch.zeros(2, 7))
+
+
+def test_distill_dafl_returns_the_generator(tiny_budget):
+    run = T.distill("dafl", budget=tiny_budget.replace(epochs=1), hparams={"iters_per_epoch": 2, "latent_dim": 16},
+                    progress=False)
+    assert "generator" in run.extras and run.record["method"] == "dafl"
+    assert run.record["history"][0]["generated_classes"]

@@ -12,6 +12,7 @@ from typing import Any
 from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .at import AT
 from .byot import BYOT
+from .dafl import DAFL
 from .dml import DML
 from .fsp import FSP
 from .kd import KD
@@ -27,6 +28,7 @@ METHODS: dict[str, type[Method]] = {
     "dml": DML,
     "byot": BYOT,
     "takd": TAKD,
+    "dafl": DAFL,
 }
 
 

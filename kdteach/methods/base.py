@@ -157,7 +157,9 @@ class Method:
     #: scale distillation terms by a linear warm-up over the budget's ``warmup_epochs``
     uses_warmup: bool = False
     #: ``"offline"``: one run of the trainer (peers and exits included); ``"sequence"``: a chain of
-    #: runs (:func:`kdteach.train.run_chain`; the method then defines ``chain(teacher, student)``)
+    #: runs (:func:`kdteach.train.run_chain`; the method then defines ``chain(teacher, student)``);
+    #: ``"datafree"``: batches from the method's generator (:class:`kdteach.train.datafree.DataFreeTrainer`;
+    #: the method defines ``build_generator``, ``generator_optimizer``, ``generator_loss``)
     protocol: str = "offline"
 
     def __init__(self, **hparams: Any):

@@ -12,9 +12,10 @@
 from .api import build_model, distill, train_model
 from .budgets import BUDGETS, Budget, get_budget, list_budgets
 from .experiment import Experiment, Mechanism, ResultCard, binomial_se, run_experiment
+from .datafree import DataFreeTrainer
 from .sequence import Chain, Link, run_chain
 from .trainer import NonFiniteLossError, RunResult, Trainer, atomic_torch_save, budget_splits, model_name
 
 __all__ = ["Budget", "BUDGETS", "get_budget", "list_budgets", "Trainer", "RunResult", "NonFiniteLossError",
            "distill", "train_model", "build_model", "budget_splits", "atomic_torch_save", "model_name",
-           "Chain", "Link", "run_chain", "Experiment", "Mechanism", "ResultCard", "binomial_se", "run_experiment"]
+           "Chain", "Link", "run_chain", "DataFreeTrainer", "Experiment", "Mechanism", "ResultCard", "binomial_se", "run_experiment"]

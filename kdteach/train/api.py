@@ -134,7 +134,10 @@ def distill_offline(m: Method, b: Budget, *, teacher: str | nn.Module | None = N
             t_model = teacher
         else:
             raise TypeError(f"teacher must be None, an architecture name or a model, got {type(teacher).__name__}")
-    trainer = Trainer(m, s_model, t_model, b, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
+    trainer_cls = Trainer
+    if m.protocol == "datafree":       # batches from the method's generator (kdteach.train.datafree)
+        from .datafree import DataFreeTrainer as trainer_cls
+    trainer = trainer_cls(m, s_model, t_model, b, seed=seed, device=device, progress=progress, checkpoint=checkpoint)
     history = trainer.fit()
     rec = trainer.record()
     if record:
@@ -143,7 +146,7 @@ def distill_offline(m: Method, b: Budget, *, teacher: str | nn.Module | None = N
         print(f"{rec['method']} {rec['student']}: best test accuracy {rec['best_acc']:.2f}% (epoch {rec['best_epoch']}), "
               f"last {rec['last_acc']:.2f}%, {rec['wall_time']:.0f} s", flush=True)
     s_model.eval()
-    return RunResult(s_model, trainer.extras, rec, history)
+    return RunResult(s_model, trainer.trained_extras(), rec, history)
 
 
 def train_model(arch: str | None = None, *, budget: str | Budget | None = None, dataset: str | None = None,

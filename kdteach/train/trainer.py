@@ -242,16 +242,18 @@ class Trainer:
             tr, te = budget_splits(self.budget)
             train_split = tr if train_split is None else train_split
             test_split = te if test_split is None else test_split
-        n_data = len(train_split.class_names)
+        n_data = len(test_split.class_names)
         if n_data != k_s:
-            raise ValueError(f"{train_split.name} has {n_data} classes but the student {model_name(student)} "
+            raise ValueError(f"{test_split.name} has {n_data} classes but the student {model_name(student)} "
                              f"predicts {k_s}; build it with num_classes={n_data}")
-        self.dataset = train_split.name
-        loader_cls = kdata.DeviceLoader if self.budget.augment else _ShuffleLoader
-        self.train_loader = loader_cls(train_split, self.budget.batch_size, self.device, train=True, seed=seed)
-        if len(self.train_loader) == 0:
-            raise ValueError(f"the training split has {len(train_split)} images, fewer than one batch of "
-                             f"{self.budget.batch_size}")
+        self.dataset = test_split.name
+        self.train_loader = None
+        if self.uses_training_images:
+            loader_cls = kdata.DeviceLoader if self.budget.augment else _ShuffleLoader
+            self.train_loader = loader_cls(train_split, self.budget.batch_size, self.device, train=True, seed=seed)
+            if len(self.train_loader) == 0:
+                raise ValueError(f"the training split has {len(train_split)} images, fewer than one batch of "
+                                 f"{self.budget.batch_size}")
         self.test_loader = kdata.DeviceLoader(test_split, self.budget.test_batch_size, self.device, train=False)
 
         # ---- stages and extras (seeded, so a run is reproducible from its seed)
@@ -286,7 +288,16 @@ class Trainer:
         self._resumed_from: int | None = None
         self._last_checkpoint_epoch: int | None = None
 
+    #: whether batches come from the training split (a data-free trainer sets False: its batches
+    #: come from a generator, and the real images are used only to evaluate)
+    uses_training_images: bool = True
+
     # ------------------------------------------------------------------ run identity
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimisation steps per epoch (batches of the training split)."""
+        return len(self.train_loader)
+
     @property
     def total_epochs(self) -> int:
         return sum(s.epochs for s in self.stages)
@@ -348,6 +359,7 @@ class Trainer:
             "epoch": self.epochs_done,
             "history": self.history,
             "rng": _rng_state(),
+            "protocol": self._protocol_state(),
         }
         atomic_torch_save(state, path)
         self._last_checkpoint_epoch = self.epochs_done
@@ -366,6 +378,7 @@ class Trainer:
                              f"or pass resume=False to start over")
         self.student.load_state_dict(state["student"])
         self.extras.load_state_dict(state["extras"])
+        self._load_protocol_state(state.get("protocol") or {})
         sched = state["scheduler"]
         self.stage_index, self.stage_epoch = int(sched["stage_index"]), int(sched["stage_epoch"])
         self.epochs_done = int(state["epoch"])
@@ -377,6 +390,18 @@ class Trainer:
         _set_rng_state(state["rng"])
         self._resumed_from = self.epochs_done
         self._last_checkpoint_epoch = self.epochs_done
+
+    def trained_extras(self) -> nn.ModuleDict:
+        """The trained modules a run returns besides the student (the method's extras)."""
+        return self.extras
+
+    def _protocol_state(self) -> dict:
+        """Extension point: what else a protocol's trainer must checkpoint (a generator and its
+        optimiser); saved with the run and given back to :meth:`_load_protocol_state` on resume."""
+        return {}
+
+    def _load_protocol_state(self, state: dict) -> None:
+        """Extension point: restore what :meth:`_protocol_state` saved."""
 
     # ------------------------------------------------------------------ loop
     def fit(self, stop_after: int | None = None) -> list[dict]:
@@ -393,7 +418,7 @@ class Trainer:
         if self.resume and self.checkpoint is not None and self.checkpoint.is_file() and self._resumed_from is None:
             self.load_checkpoint()
         total = self.total_epochs
-        steps_per_epoch = len(self.train_loader)
+        steps_per_epoch = self.steps_per_epoch
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
