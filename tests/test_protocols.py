@@ -354,8 +354,13 @@ def test_takd_through_distill(chain_budget):
         get_method("takd").chain("resnet32x4", "resnet8x4")
     with pytest.raises(ValueError, match="'assistants'"):
         get_method("takd", assistants=" ")
-    with pytest.raises(TypeError, match="model name or None"):
+    with pytest.raises(ValueError, match="carrying its run record"):   # an unrecorded model cannot key the cache
         T.distill("takd", budget=chain_budget, teacher=T.build_model("tiny_teacher", 10), progress=False)
+    with pytest.raises(TypeError, match="model name or None"):
+        T.distill("takd", budget=chain_budget, student=T.build_model("tiny_student", 10), progress=False)
+    # run_experiment passes the zoo's teacher model: the chain starts from it
+    exp = T.run_experiment("takd", budget=chain_budget.replace(seeds=(0,)))
+    assert exp.runs[0].record["run_id"] == run.record["run_id"]      # the same cached chain
 
 
 # ---------------------------------------------------------------------------------------------- data-free (DAFL)

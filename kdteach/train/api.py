@@ -55,12 +55,16 @@ def _distill_chain(m: Method, b: Budget, teacher_budget: Budget, teacher, studen
     (:func:`kdteach.train.run_chain`); returns the last link (every link is cached and recorded)."""
     from .sequence import run_chain
 
-    for arg, value in (("teacher", teacher), ("student", student)):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"method {m.name!r} trains a chain of cached runs from model names; pass {arg} as a "
-                            f"model name or None, got {type(value).__name__}")
+    if student is not None and not isinstance(student, str):
+        raise TypeError(f"method {m.name!r} trains a chain of cached runs from model names; pass student as a "
+                        f"model name or None, got {type(student).__name__}")
+    teacher_model = None
+    if isinstance(teacher, nn.Module):     # a recorded teacher (e.g. the zoo's, as run_experiment passes it)
+        teacher_model, teacher = teacher, getattr(teacher, "kd_arch", None)
+    elif teacher is not None and not isinstance(teacher, str):
+        raise TypeError(f"teacher must be None, a model name or a trained kdteach model, got {type(teacher).__name__}")
     chain = run_chain(m.chain(teacher or b.teacher, student or b.student), m, budget=b, seed=seed,
-                      teacher_budget=teacher_budget, progress=progress, verbose=verbose)
+                      teacher_budget=teacher_budget, teacher_model=teacher_model, progress=progress, verbose=verbose)
     last = chain.links[-1]
     return RunResult(last.model, nn.ModuleDict(), last.record, last.record["history"])
 

@@ -107,7 +107,8 @@ def _check_archs(archs: Sequence[str], method: Method, k: int) -> tuple[str, ...
 
 def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str | Budget | None = None,
               seed: int = 0, teacher_seed: int = 0, hparams: dict | None = None,
-              teacher_budget: str | Budget | None = None, progress: bool = False, verbose: bool = False) -> Chain:
+              teacher_budget: str | Budget | None = None, teacher_model: nn.Module | None = None,
+              progress: bool = False, verbose: bool = False) -> Chain:
     """Train the chain ``archs[0] -> archs[1] -> ... -> archs[-1]``: each link distils the previous one.
 
     Args:
@@ -117,6 +118,9 @@ def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str 
         seed: the seed of every trained link; ``teacher_seed``: the cached teacher's.
         teacher_budget: the budget the cached teacher comes from (default ``budget``; differs when
             the links train a shortened schedule ``"<budget>-<N>ep"``).
+        teacher_model: a trained teacher to use as link 0 instead of the zoo's; it must carry its run
+            record (``kd_record``, as zoo teachers do) and be an ``archs[0]`` (``kd_arch``), since
+            the record's run id keys the chain's cache.
         hparams: the method's hyper-parameter overrides.
         progress: progress bars; verbose: one line per link.
 
@@ -135,9 +139,16 @@ def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str 
     k = NUM_CLASSES[b.dataset]
     archs = _check_archs(archs, m, k)
     tb = b if teacher_budget is None else get_budget(teacher_budget)
-    teacher = zoo.teacher(archs[0], budget=tb, seed=teacher_seed, progress=progress, verbose=verbose)
+    if teacher_model is None:
+        teacher = zoo.teacher(archs[0], budget=tb, seed=teacher_seed, progress=progress, verbose=verbose)
+        teacher_key = zoo.cache_key("teacher", archs[0], tb, teacher_seed)
+    else:
+        record = getattr(teacher_model, "kd_record", None)
+        if not isinstance(record, dict) or getattr(teacher_model, "kd_arch", None) != archs[0]:
+            raise ValueError(f"teacher_model must be a trained {archs[0]} carrying its run record (kd_record, "
+                             f"kd_arch), as the zoo's teachers do; got {type(teacher_model).__name__}")
+        teacher, teacher_key = teacher_model, f"record-{record['run_id']}"
     links = [Link(0, archs[0], teacher, teacher.kd_record, "cached")]
-    teacher_key = zoo.cache_key("teacher", archs[0], tb, teacher_seed)
     for i in range(1, len(archs)):
         prev = links[-1]
         path = config.cache_dir() / "chains" / f"{chain_key(archs[:i + 1], m, b, seed, teacher_key)}.pt"
