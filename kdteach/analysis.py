@@ -145,3 +145,230 @@ def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
     den = a.norm(dim=1) * b.norm(dim=1)
     return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-12), torch.zeros_like(den))
+
+
+# --------------------------------------------------------------------------------------------
+# FSP (Yim, Joo, Bae, Kim, "A Gift from Knowledge Distillation", CVPR 2017)
+# --------------------------------------------------------------------------------------------
+
+def _fsp_stages(stages: Iterable[str] | str, arg: str) -> list[str]:
+    names = _stage_list(stages, arg)
+    if len(names) < 2:
+        raise ValueError(f"{arg} must name at least two stages (an FSP matrix joins two consecutive stages), "
+                         f"got {names!r}")
+    return names
+
+
+def _fsp_pairs(names: Sequence[str]) -> list[str]:
+    return [f"{a}->{b}" for a, b in zip(names[:-1], names[1:])]
+
+
+def fsp_matrices(model: nn.Module, x: torch.Tensor, stages: Iterable[str], batch_size: int = 500
+                 ) -> dict[str, torch.Tensor]:
+    """FSP matrices of ``model`` between consecutive ``stages`` on images ``x`` (Yim et al., CVPR 2017, Eq. 1).
+
+    Runs the model in eval mode without gradients, batch by batch, and applies
+    :func:`kdteach.losses.fsp_matrix` to each pair of consecutive captured stage outputs (the larger
+    map average-pooled to the smaller, as in the CRD benchmark).
+
+    Args:
+        model: a kdteach model (declared stages).
+        x: (N, 3, H, W) normalised images.
+        stages: at least two stage names, in order (e.g. ``FSP().student_features(model)``).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{"lower->upper": (N, C_lower, C_upper)}`` per-image matrices on the CPU, float32, in order.
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    names = _fsp_stages(stages, "stages")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    from .losses import fsp_matrix
+
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in _fsp_pairs(names)}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), capture(model, names) as feats:
+            for i in range(0, len(x), batch_size):
+                model(x[i:i + batch_size].to(_device_of(model)))
+                for pair, a, b in zip(out, names[:-1], names[1:]):
+                    out[pair].append(fsp_matrix(feats[a], feats[b]).float().cpu())
+    finally:
+        model.train(was_training)
+    return {pair: torch.cat(mats) for pair, mats in out.items()}
+
+
+def fsp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages: Iterable[str],
+                 teacher_stages: Iterable[str] | None = None, batch_size: int = 500) -> dict[str, float]:
+    """FSP distance to the teacher: per pair of consecutive stages, :func:`kdteach.losses.fsp_loss`
+    between the student's and the teacher's FSP matrices, averaged over all images of ``x``
+    (Yim et al., CVPR 2017, Eq. 2, in the CRD benchmark's reduction).
+
+    ``fsp_loss`` is the mean over B·C1·C2 entries of (G_s − G_t)², so weighting each batch by its
+    size gives the mean over the N images; 0 means identical matrices. The value is the stage-1
+    training loss of FSP (with weight 1) measured on held-out images, per pair; sum the values for
+    the total loss.
+
+    Args:
+        student, teacher: kdteach models on the same device (both run in eval mode, no gradients).
+        x: (N, 3, H, W) normalised images.
+        stages: the student's stage names, at least two, in order.
+        teacher_stages: the teacher's matching stage names (default: the same names as ``stages``).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{"lower->upper": mean fsp_loss}``, keyed by the student's stage names, in order.
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, fewer than two stages, ``teacher_stages`` of another
+            length, or matrices of different shapes (the two networks need equal widths).
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    s_names = _fsp_stages(stages, "stages")
+    t_names = s_names if teacher_stages is None else _fsp_stages(teacher_stages, "teacher_stages")
+    if len(t_names) != len(s_names):
+        raise ValueError(f"teacher_stages must name as many stages as stages ({len(s_names)}), got {t_names!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(x) == 0:
+        raise ValueError("x must hold at least one image, got shape (0, ...)")
+    from .losses import fsp_loss, fsp_matrix
+
+    pairs = _fsp_pairs(s_names)
+    total = {p: 0.0 for p in pairs}
+    device = _device_of(student)
+    modes = (student.training, teacher.training)
+    student.eval()
+    teacher.eval()
+    try:
+        with torch.no_grad(), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                student(xb)
+                teacher(xb)
+                for k, pair in enumerate(pairs):
+                    g_s = fsp_matrix(fs[s_names[k]], fs[s_names[k + 1]])
+                    g_t = fsp_matrix(ft[t_names[k]], ft[t_names[k + 1]])
+                    total[pair] += fsp_loss([g_s], [g_t]).item() * len(xb)
+    finally:
+        student.train(modes[0])
+        teacher.train(modes[1])
+    return {p: total[p] / len(x) for p in pairs}
+
+
+__all__ += ["fsp_matrices", "fsp_distance"]
+
+
+def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temperature: float,
+                   batch_size: int = 500) -> float:
+    """Mean KL divergence from the teacher's softened outputs to the student's, over all images of ``x``.
+
+    ``(1/N) Σ_n KL(softmax(z_t,n / T) ‖ softmax(z_s,n / T))`` in nats, the quantity KD minimises
+    (Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", arXiv:1503.02531,
+    Sec. 2), *without* the T² factor of the loss: it is :func:`kdteach.losses.kd_loss` divided by T²,
+    weighted by batch size so the result is the mean over all N images. 0 when the student's softened
+    distribution equals the teacher's on every image; lower is closer.
+
+    Args:
+        student, teacher: classifiers returning (B, K) logits, on the same device (both run in eval
+            mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images (moved to the models' device batch by batch).
+        temperature: T > 0 (the kd method's ``temperature``, 4 by default).
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean KL divergence (float, nats, >= 0).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``temperature`` not > 0, ``batch_size`` not a
+            positive int, or logits of different shapes.
+    """
+    from .losses import kd_loss
+    from .losses._validate import check_positive
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
+    t = check_positive(temperature, "temperature")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(student)
+    modes = (student.training, teacher.training)
+    student.eval()
+    teacher.eval()
+    total = 0.0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                total += kd_loss(student(xb), teacher(xb), t).item() / (t * t) * len(xb)
+    finally:
+        student.train(modes[0])
+        teacher.train(modes[1])
+    return total / len(x)
+
+
+__all__ += ["soft_target_kl"]
+
+
+def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages: Iterable[str],
+                 teacher_stages: Iterable[str] | None = None, k: int = 1, batch_size: int = 500) -> float:
+    """DFV distance to the teacher: :func:`kdteach.losses.kdsvd_loss` between the student's and the
+    teacher's stage features, averaged over all images of ``x`` (Lee, Kim, Song, "Self-supervised
+    Knowledge Distillation Using Singular Value Decomposition", ECCV 2018, Sec. 3).
+
+    The distilled feature vectors (DFV) of a stage are its top-k right singular vectors, the
+    student's aligned to the teacher's and both scaled by the teacher's normalised singular values;
+    the value is Σ over consecutive stage pairs of Σ (G_s − G_t)² / N, with G the RBF-kernel
+    correlation of the DFVs of the two stages (the KD-SVD training loss with weight 1, measured on
+    held-out images). ``kdsvd_loss`` divides by its batch size, so weighting each batch by its size
+    gives the mean over the N images; 0 means identical DFV correlations, lower is closer.
+
+    Args:
+        student, teacher: kdteach models on the same device (both run in eval mode, no gradients;
+            their modes are restored).
+        x: (N, 3, H, W) normalised images (moved to the models' device batch by batch).
+        stages: the student's stage names, at least two, in order (e.g. ``KDSVD().student_features(model)``).
+        teacher_stages: the teacher's matching stage names (default: the same names as ``stages``).
+        k: teacher singular vectors per stage (the kdsvd method's ``k``, 1 by default).
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean KD-SVD loss over the images (float, >= 0).
+
+    Raises:
+        ValueError: bad ``x``, ``k`` or ``batch_size``, fewer than two stages, ``teacher_stages`` of
+            another length, or stages of different channel counts (raised by ``kdsvd_loss``).
+    """
+    from .losses import kdsvd_loss
+    from .losses._validate import check_int_at_least
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    s_names = _stage_list(stages, "stages")
+    t_names = s_names if teacher_stages is None else _stage_list(teacher_stages, "teacher_stages")
+    if len(s_names) < 2:
+        raise ValueError(f"stages must name at least two stages (KD-SVD relates consecutive stages), got {s_names!r}")
+    if len(t_names) != len(s_names):
+        raise ValueError(f"teacher_stages must name as many stages as stages ({len(s_names)}), got {t_names!r}")
+    k = check_int_at_least(k, "k", 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(student)
+    modes = (student.training, teacher.training)
+    student.eval()
+    teacher.eval()
+    total = 0.0
+    try:
+        with torch.no_grad(), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                student(xb)
+                teacher(xb)
+                total += kdsvd_loss([fs[n] for n in s_names], [ft[n] for n in t_names], k).item() * len(xb)
+    finally:
+        student.train(modes[0])
+        teacher.train(modes[1])
+    return total / len(x)
+
+
+__all__ += ["dfv_distance"]

@@ -196,60 +196,108 @@ def logits():
     return student, teacher, labels
 
 
-def _reference(student, teacher, labels, t, alpha):
-    """Hinton et al.'s loss written out independently of kdteach."""
+def _reference(student, teacher, labels, t, ce_weight, kd_weight):
+    """Hinton et al.'s loss written out independently of kdteach: ce_weight·CE + kd_weight·T²·KL."""
     p_t = torch.softmax(teacher / t, dim=1)
     log_p_s = torch.log_softmax(student / t, dim=1)
     kd = t * t * (p_t * (torch.log(p_t) - log_p_s)).sum(dim=1).mean()
     ce = -torch.log_softmax(student, dim=1)[torch.arange(len(labels)), labels].mean()
     entropy = -(p_t * torch.log(p_t)).sum(dim=1).mean()
-    return float(ce), float(kd), float(entropy), float((1 - alpha) * ce + alpha * kd)
+    return float(ce), float(kd), float(entropy), float(ce_weight * ce + kd_weight * kd)
 
 
-def test_kd_explorer_state_matches_reference(logits):
+@pytest.mark.parametrize("t, ce_weight, kd_weight", [(4.0, 0.1, 0.9), (2.0, 0.5, 0.2), (8.0, 0.0, 1.0)])
+def test_kd_explorer_state_matches_reference(logits, t, ce_weight, kd_weight):
     student, teacher, labels = logits
-    state = kw.kd_explorer_state(student, teacher, labels, temperature=4.0, alpha=0.7)
-    ce, kd, entropy, total = _reference(student, teacher, labels, 4.0, 0.7)
+    state = kw.kd_explorer_state(student, teacher, labels, temperature=t, ce_weight=ce_weight, kd_weight=kd_weight)
+    ce, kd, entropy, total = _reference(student, teacher, labels, t, ce_weight, kd_weight)
+    assert (state["temperature"], state["ce_weight"], state["kd_weight"]) == (t, ce_weight, kd_weight)
     assert state["ce"] == pytest.approx(ce, rel=1e-5)
     assert state["kd"] == pytest.approx(kd, rel=1e-5)
     assert state["teacher_entropy"] == pytest.approx(entropy, rel=1e-5)
-    assert state["weighted_ce"] == pytest.approx(0.3 * ce, rel=1e-5)
-    assert state["weighted_kd"] == pytest.approx(0.7 * kd, rel=1e-5)
+    assert state["weighted_ce"] == pytest.approx(ce_weight * ce, rel=1e-5, abs=1e-12)
+    assert state["weighted_kd"] == pytest.approx(kd_weight * kd, rel=1e-5, abs=1e-12)
     assert state["total"] == pytest.approx(total, rel=1e-5)
     assert state["teacher_probs"].shape == (8, 5)
     assert torch.allclose(state["teacher_probs"].sum(dim=1), torch.ones(8))
 
 
+def test_kd_explorer_weights_are_the_methods_not_one_alpha(logits):
+    """The weights are independent (total = ce_weight·CE + kd_weight·KD, as kdteach.methods.kd weights its
+    terms), not (1 - alpha)·CE + alpha·KD: 0.5 / 0.2 is not a convex combination."""
+    from kdteach.losses import kd_loss
+    from kdteach.methods import get_method
+
+    student, teacher, labels = logits
+    state = kw.kd_explorer_state(student, teacher, labels, 4.0, ce_weight=0.5, kd_weight=0.2)
+    ce = torch.nn.functional.cross_entropy(student, labels).item()
+    kd = kd_loss(student, teacher, 4.0).item()
+    assert state["total"] == pytest.approx(0.5 * ce + 0.2 * kd, rel=1e-5)
+    assert state["total"] != pytest.approx(0.8 * ce + 0.2 * kd, rel=1e-3)
+    method = get_method("kd", ce_weight=0.5, kd_weight=0.2)
+    terms = method.loss(_ctx(student, teacher, labels, method.hparams))
+    assert state["weighted_ce"] == pytest.approx(terms["ce"].item(), rel=1e-5)
+    assert state["weighted_kd"] == pytest.approx(terms["kd"].item(), rel=1e-5)
+
+
+def _ctx(student, teacher, labels, hparams):
+    from kdteach.methods.base import LossContext
+
+    return LossContext(x=torch.zeros(len(labels), 3, 4, 4), y=labels, student_logits=student,
+                       teacher_logits=teacher, student_features={}, teacher_features={},
+                       extras=torch.nn.ModuleDict(), hparams=hparams)
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(temperature=0.0), ValueError, "temperature"),
-    (dict(alpha=1.5), ValueError, "alpha"),
+    (dict(ce_weight=-0.1), ValueError, "ce_weight must be a finite number >= 0, got -0.1"),
+    (dict(kd_weight=float("nan")), ValueError, "kd_weight must be a finite number >= 0"),
+    (dict(kd_weight="0.9"), ValueError, "kd_weight"),
     (dict(labels=torch.tensor([0, 9, 0, 0, 0, 0, 0, 0])), ValueError, "labels must lie in"),
     (dict(labels=torch.zeros(3, dtype=torch.long)), ValueError, "labels must be a"),
     (dict(teacher=torch.randn(8, 4)), ValueError, "same shape"),
-    (dict(student=torch.randn(8)), ValueError, "student_logits must have shape"),
+    (dict(student=torch.randn(8)), ValueError, r"student_logits must have shape \(B, C\).*got \(8,\)"),
+    (dict(student=torch.zeros(8, 5, dtype=torch.long)), ValueError, "student_logits must be a floating-point"),
 ])
 def test_kd_explorer_state_bad_input(logits, kwargs, error, match):
     student, teacher, labels = logits
-    args = dict(student=student, teacher=teacher, labels=labels, temperature=4.0, alpha=0.5) | kwargs
+    args = dict(student=student, teacher=teacher, labels=labels, temperature=4.0, ce_weight=0.1,
+                kd_weight=0.9) | kwargs
     with pytest.raises(error, match=match):
-        kw.kd_explorer_state(args["student"], args["teacher"], args["labels"], args["temperature"], args["alpha"])
+        kw.kd_explorer_state(args["student"], args["teacher"], args["labels"], args["temperature"],
+                             args["ce_weight"], args["kd_weight"])
+
+
+def test_explorer_starts_at_the_methods_defaults(logits):
+    from kdteach.methods import get_method
+
+    student, teacher, labels = logits
+    ex = kw.KDTemperatureExplorer(student, teacher, labels, [f"class{i}" for i in range(5)])
+    defaults = get_method("kd").hparams
+    assert (ex.temperature.value, ex.ce_weight.value, ex.kd_weight.value) == \
+        (defaults["temperature"], defaults["ce_weight"], defaults["kd_weight"])
+    assert "ce_weight" in ex.ce_weight.description and "kd_weight" in ex.kd_weight.description
+    assert ex.state["total"] == pytest.approx(_reference(student, teacher, labels, 4.0, 0.1, 0.9)[3], rel=1e-5)
 
 
 def test_explorer_sliders_update_state(logits):
     student, teacher, labels = logits
     ex = kw.KDTemperatureExplorer(student, teacher, labels, [f"class{i}" for i in range(5)])
     ex.temperature.value = 1.0
-    ex.alpha.value = 0.5
+    ex.ce_weight.value = 0.5
+    ex.kd_weight.value = 0.5
     cold = ex.state
     ex.temperature.value = 8.0
     hot = ex.state
     assert hot is not cold and hot["temperature"] == 8.0
     assert hot["teacher_entropy"] > cold["teacher_entropy"]  # softer targets at higher T
     assert hot["teacher_entropy"] <= math.log(5) + 1e-6
-    ce, kd, _, total = _reference(student, teacher, labels, 8.0, 0.5)
+    ce, kd, _, total = _reference(student, teacher, labels, 8.0, 0.5, 0.5)
     assert hot["total"] == pytest.approx(total, rel=1e-5)
-    ex.alpha.value = 0.0  # only cross-entropy left
-    assert ex.state["total"] == pytest.approx(ce, rel=1e-5) and ex.state["weighted_kd"] == 0.0
+    ex.kd_weight.value = 0.0  # only the weighted cross-entropy left
+    assert ex.state["total"] == pytest.approx(0.5 * ce, rel=1e-5) and ex.state["weighted_kd"] == 0.0
+    ex.ce_weight.value = 1.0
+    assert ex.state["total"] == pytest.approx(ce, rel=1e-5)
     ex.sample.value = 3
     ax_p, ax_l = ex.last_figure.axes
     teacher_bars = ax_p.patches[:5]
@@ -257,6 +305,8 @@ def test_explorer_sliders_update_state(logits):
     assert [b.get_height() for b in teacher_bars] == pytest.approx(expected.tolist(), rel=1e-5)
     assert [t.get_text() for t in ax_p.get_xticklabels()] == [f"class{i}" for i in range(5)]
     assert [b.get_height() for b in ax_l.patches] == pytest.approx([ce, 0.0, ce], rel=1e-5)
+    ex.ce_weight.value, ex.kd_weight.value = 0.0, 1.0  # only KD: the bars show T²·KL
+    assert [b.get_height() for b in ex.last_figure.axes[1].patches] == pytest.approx([0.0, kd, kd], rel=1e-5)
     assert _png(ex.output.outputs[0]).startswith(b"\x89PNG")
 
 

@@ -9,6 +9,14 @@ References:
 On a network that ends with global average pooling and a linear layer (GAP + FC), the two agree up
 to a constant: the Grad-CAM weight of channel c is the spatial mean of ∂y_k/∂f_c = w_kc/(h·w), so
 Grad-CAM = CAM / (h·w) for the last feature map (before ReLU is applied to the Grad-CAM map).
+
+Paper vs kdteach's models: Zhou et al. (Sec. 2) write the pooled feature as a sum,
+F_c = Σ_{x,y} f_c(x, y), and set the bias of the softmax input to 0, so that S_k = Σ_{x,y} M_k(x, y)
+exactly (and Grad-CAM = CAM, with no 1/(h·w)). kdteach's models average (``nn.AdaptiveAvgPool2d``)
+and keep the bias of ``fc``: S_k = mean_{x,y} M_k(x, y) + b_k. The map M_k is the same formula in
+both; the bias is constant over positions, so it shifts the score but not the map.
+
+Used later by CAT-KD (Guo et al., CVPR 2023), which distils the CAMs of all classes.
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ def class_activation_map(features: torch.Tensor, fc_weight: torch.Tensor, classe
 
     ``features`` is the last convolutional feature map, the one the network global-average-pools
     into the linear classifier with weight ``fc_weight``; the classifier bias is not part of CAM.
+    With kdteach's mean pooling, the logit of class k is ``M_k.mean((-2, -1)) + b_k``; with the
+    paper's sum pooling and zero bias (Sec. 2) it is ``M_k.sum((-2, -1))`` (see the module doc).
 
     Args:
         features: (B, C, H, W) last feature map f.
@@ -58,6 +68,12 @@ def class_activation_map(features: torch.Tensor, fc_weight: torch.Tensor, classe
 
     Returns:
         (B, H, W) un-normalised maps (float32 for half/bfloat16 inputs); see :func:`normalize_map`.
+
+    Raises:
+        ValueError: ``features`` not (B, C, H, W), ``fc_weight`` not (K, C) with C matching the
+            channels of ``features``, ``classes`` not of shape (B,) or outside [0, K).
+        TypeError: ``features`` or ``fc_weight`` not a floating-point tensor; ``classes`` not a
+            tensor or sequence of integer indices.
     """
     check_tensor(features, "features", 4, "(B, C, H, W)")
     check_tensor(fc_weight, "fc_weight", 2, "(K, C)")
@@ -75,9 +91,12 @@ def grad_cam(model: nn.Module, layer_module: nn.Module, x: torch.Tensor, classes
              ) -> torch.Tensor:
     """Grad-CAM of ``layer_module``'s output for the given classes, with captum's ``LayerGradCam``.
 
-    Grad-CAM (Selvaraju et al., ICCV 2017): α_c = mean_{h,w} ∂y_k/∂A_c, map = Σ_c α_c A_c. The
-    final ReLU of Grad-CAM is not applied (``relu_attributions=False``) so the map can be compared
-    with CAM: on a GAP + FC head, Grad-CAM of the last feature map = CAM / (h·w).
+    Grad-CAM (Selvaraju et al., ICCV 2017, Eqs. 1-2): α_c = mean_{h,w} ∂y_k/∂A_c with y_k the
+    pre-softmax score, map = ReLU(Σ_c α_c A_c). The final ReLU is not applied here
+    (``relu_attributions=False``) so the map can be compared with CAM: on a GAP + FC head, Grad-CAM
+    of the last feature map = CAM / (h·w). The computation is captum's ``LayerGradCam``
+    (Kokhlikyan et al., 2020); this function validates the inputs and sums its (B, 1, h, w) output
+    over the singleton channel.
 
     Put the model in eval mode first (BatchNorm in train mode would mix the batch and update its
     running statistics). Gradients are enabled inside even when the caller disabled them; do not
@@ -91,6 +110,11 @@ def grad_cam(model: nn.Module, layer_module: nn.Module, x: torch.Tensor, classes
 
     Returns:
         (B, h, w) Grad-CAM maps (detached).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``; ``classes`` not integer indices.
+        ValueError: ``layer_module`` is not a sub-module of ``model`` or does not output a
+            (B, C, h, w) map; ``x`` not (B, 3, H, W); ``classes`` not of shape (B,).
     """
     from captum.attr import LayerGradCam  # imported here: captum is slow to import
 
@@ -111,13 +135,18 @@ def grad_cam(model: nn.Module, layer_module: nn.Module, x: torch.Tensor, classes
 def normalize_map(m: torch.Tensor) -> torch.Tensor:
     """Min-max normalise maps to [0, 1], each sample separately, for display.
 
-    Constant maps (all zero included) become all-zero maps instead of NaN.
+    A display convention, not part of CAM's or Grad-CAM's definition. Constant maps (all zero
+    included) become all-zero maps instead of NaN. Per-map normalisation removes each map's scale:
+    compare intensities across maps only on a shared scale.
 
     Args:
         m: (H, W) one map, or (B, H, W) / (B, 1, H, W) maps (normalised over all but dimension 0).
 
     Returns:
         Tensor of the same shape with values in [0, 1] (float32 for non-float32/64 inputs).
+
+    Raises:
+        ValueError: ``m`` is not (H, W), (B, H, W) or (B, 1, H, W).
     """
     check_tensor(m, "m", (2, 3, 4), "(H, W), (B, H, W) or (B, 1, H, W)")
     x = as_float(m)

@@ -33,6 +33,8 @@ __all__ = [
     "align_singular_vectors",
     "rbf_dfv",
     "kdsvd_loss",
+    "canonical_signs",
+    "kdsvd_vector_loss",
 ]
 
 FEATURE = "(B, C, H, W)"
@@ -316,6 +318,12 @@ class _TopSVD(torch.autograd.Function):
     and dM = dXᵀ X + Xᵀ dX gives ∂L/∂X = X (A + Aᵀ), computed here as one closed-form backward
     instead of a graph of small operations.
 
+    Not a kdteach invention: the authors' TensorFlow code (github.com/sseung0703/SSKD_SVD,
+    ``nets/Distillation.py``, ``gradient_svd``) already registered its own SVD gradient that uses
+    only the leading components and zeroes the non-finite 1/(s_i² − s_j²) terms; this is the same
+    idea written for PyTorch, with the null-space term and an explicit tolerance for equal
+    eigenvalues.
+
     Inputs: xt = Xᵀ (B, C, N) with gradient; u (B, N, m), s (B, r), v (B, C, r): its thin SVD.
     Outputs: s_m (B, m), v_m (B, C, m), equal in value to s[:, :m] and v[..., :m].
     """
@@ -333,9 +341,17 @@ class _TopSVD(torch.autograd.Function):
         m = ctx.m
         c, n = xt.shape[1], xt.shape[2]
         v_m = v[..., :m]
+        # the gradient in xt's layout: for xt = Xᵀ a transposed view of a contiguous X (B, N, C), the
+        # view of a channels_last feature map, build ∂L/∂X (B, N, C) contiguous and return its
+        # transpose, so that the gradient reaching the feature map is channels_last like the map
+        # itself (a contiguous gradient meeting channels_last ones makes the ReLU backward ~10x slower)
+        x_layout = xt.transpose(1, 2).is_contiguous() and not xt.is_contiguous()
         grad = None
         if g_s is not None:
-            grad = (v_m * g_s.unsqueeze(1)) @ u.transpose(1, 2)               # Σ g_s,i v_i u_iᵀ (B, C, N)
+            if x_layout:
+                grad = (u @ (v_m * g_s.unsqueeze(1)).transpose(1, 2)).transpose(1, 2)
+            else:
+                grad = (v_m * g_s.unsqueeze(1)) @ u.transpose(1, 2)           # Σ g_s,i v_i u_iᵀ (B, C, N)
         if g_v is not None:
             lam = s.pow(2)                                                    # (B, r)
             lam_m = lam[:, :m]
@@ -351,9 +367,37 @@ class _TopSVD(torch.autograd.Function):
                                   torch.zeros_like(lam_m))
                 left = left + (g_v - v @ vtg) * inv.unsqueeze(1)
             a = left @ v_m.transpose(1, 2)                                    # A (B, C, C)
-            g_x = (a + a.transpose(1, 2)) @ xt                                # (A + Aᵀ) Xᵀ
+            a = a + a.transpose(1, 2)
+            g_x = (xt.transpose(1, 2) @ a).transpose(1, 2) if x_layout else a @ xt     # (A + Aᵀ) Xᵀ
             grad = g_x if grad is None else grad + g_x
         return grad, None, None, None, None
+
+
+def _signs(v: torch.Tensor) -> torch.Tensor:
+    """(B, 1, n) signs (±1) that make the largest-magnitude entry of each column of v (B, C, n) positive."""
+    peak = v.gather(1, v.abs().argmax(1, keepdim=True))
+    return torch.where(peak < 0, -torch.ones_like(peak), torch.ones_like(peak))
+
+
+def canonical_signs(vectors: torch.Tensor) -> torch.Tensor:
+    """kdteach's sign convention for singular vectors: each column's largest-magnitude entry positive.
+
+    A singular vector is defined only up to sign ((u, v) and (−u, −v) are the same decomposition),
+    so which sign an SVD routine returns is arbitrary. :func:`svd_features` applies this rule to its
+    output, so the teacher's distilled feature vectors, and the KD-SVD loss, do not depend on the SVD
+    library or device. The CRD benchmark's ``KDSVD`` keeps the library's sign. Exact ties of the
+    largest magnitude take the first entry.
+
+    Args:
+        vectors: (B, C, n) singular vectors as columns.
+
+    Returns:
+        (B, C, n): ``vectors`` with each column multiplied by ±1; the gradient flows through.
+    """
+    check_tensor(vectors, "vectors", 3, "(B, C, n)")
+    with torch.no_grad():
+        sign = _signs(vectors)
+    return vectors * sign
 
 
 def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,14 +412,17 @@ def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Ten
     the top-n singular values are L2-normalised over the n kept values and the top-n right
     singular vectors are L2-normalised over channels; n is capped at min(H·W, C).
 
-    Sign convention (kdteach): singular vectors are defined up to sign, and the benchmark leaves
-    the sign to the SVD library, so the teacher's kernel (and the loss value) could differ between
-    CPU and GPU. Here each vector's largest-magnitude channel entry is made positive. For the
+    Sign convention (kdteach, :func:`canonical_signs`): singular vectors are defined up to sign,
+    and the CRD benchmark leaves the sign to the SVD library, so its teacher DFV correlation (and
+    its loss value) changes when the library returns the other, equally valid, sign (e.g. between
+    CPU and GPU). Here each vector's largest-magnitude channel entry is made positive. For the
     student the sign does not matter (:func:`align_singular_vectors` fixes it).
 
-    The gradient is that of the SVD, but computed so that repeated singular values outside the
-    kept components (e.g. dead ReLU channels) do not turn it into NaN, as they do with
-    ``torch.linalg.svd``'s own backward.
+    The gradient is that of the SVD, but computed from the kept components only (:class:`_TopSVD`),
+    so that repeated singular values outside them (e.g. dead ReLU channels) do not turn it into
+    NaN, as they do with ``torch.linalg.svd``'s own backward; the authors' TensorFlow code had its
+    own SVD gradient for the same reason. The gradient reaching a channels_last feature map is
+    channels_last too (no layout conversion in the backward pass).
 
     Args:
         feature: (B, C, H, W) activations.
@@ -390,14 +437,19 @@ def svd_features(feature: torch.Tensor, n: int | None = None) -> tuple[torch.Ten
     if n is not None:
         n = check_int_at_least(n, "n", 1)
     with full_precision(feature.device):
-        xt = torch.nan_to_num(as_float(feature).flatten(2), nan=0.0, posinf=0.0, neginf=0.0)   # Xᵀ (B, C, HW)
+        f = as_float(feature)
+        if f.dim() == 4 and f.is_contiguous(memory_format=torch.channels_last) and not f.is_contiguous():
+            b, c, h, w = f.shape                                           # channels_last: X is a view, and
+            x = f.permute(0, 2, 3, 1).reshape(b, h * w, c)                 # its gradient stays channels_last
+            xt = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).transpose(1, 2)           # Xᵀ (B, C, HW)
+        else:
+            xt = torch.nan_to_num(f.flatten(2), nan=0.0, posinf=0.0, neginf=0.0)                # Xᵀ (B, C, HW)
         r = min(xt.shape[1], xt.shape[2])
         m = r if n is None else min(n, r)
         grad = xt.requires_grad and torch.is_grad_enabled()
         with torch.no_grad():
             u, s, v = _thin_svd(xt.detach(), m, all_v=grad or n is None)     # (B, HW, m), (B, r), (B, C, ·)
-            peak = v[..., :m].gather(1, v[..., :m].abs().argmax(1, keepdim=True))       # (B, 1, m)
-            sign = torch.where(peak < 0, -torch.ones_like(peak), torch.ones_like(peak))
+            sign = _signs(v[..., :m])                                        # (B, 1, m)
             u = u * sign
             v = v.clone()
             v[..., :m] *= sign                                             # the kept vectors' signs
@@ -442,15 +494,19 @@ def align_singular_vectors(student_vectors: torch.Tensor, teacher_vectors: torch
 
 
 def rbf_dfv(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """Distilled feature vector (DFV): RBF kernel between two stages' vectors (KD-SVD step 3).
+    """RBF-kernel correlation between the distilled feature vectors (DFV) of two stages (KD-SVD step 3).
 
-    K[b, c, c', j] = exp(−(v_cur[b, c, j] − v_prev[b, c', j])² / 8), the benchmark's elementwise
-    Gaussian kernel between the channel entries of the j-th (scaled) singular vector of two
-    consecutive stages.
+    In the paper (Lee, Kim, Song, ECCV 2018, Sec. 3) the DFVs are the compressed, post-processed
+    singular vectors of a stage (here: aligned and scaled by the teacher's normalised singular
+    values); the knowledge transferred is the correlation between the DFVs of two consecutive
+    stages, computed with a Gaussian (RBF) kernel on every pair of their entries, as in the
+    authors' code and the CRD benchmark:
+
+        G[b, c, c', j] = exp(−(v_cur[b, c, j] − v_prev[b, c', j])² / 8).
 
     Args:
-        current: (B, C_i, k) vectors of stage i.
-        previous: (B, C_{i−1}, k) vectors of stage i − 1.
+        current: (B, C_i, k) DFVs of stage i.
+        previous: (B, C_{i−1}, k) DFVs of stage i − 1.
 
     Returns:
         (B, C_i, C_{i−1}, k) kernel values in (0, 1].
@@ -464,9 +520,60 @@ def rbf_dfv(current: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
     return torch.exp(-(current.unsqueeze(2) - previous.unsqueeze(1)).pow(2) / 8)
 
 
+def kdsvd_vector_loss(student_vectors: Sequence[torch.Tensor], teacher_vectors: Sequence[torch.Tensor],
+                      teacher_values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """KD-SVD loss from given singular vectors (steps 2-4 of :func:`kdsvd_loss`).
+
+    :func:`kdsvd_loss` is :func:`svd_features` per stage followed by this function; it is exposed so
+    that singular vectors from elsewhere (e.g. with the SVD library's own signs, as the CRD
+    benchmark uses them) go through exactly the same alignment, scaling and kernel. Per stage i:
+    the student's candidates are aligned to the teacher's vectors (:func:`align_singular_vectors`),
+    both are scaled by the teacher's normalised singular values (the DFVs), and for i > 0 the term
+    is Σ (G_s − G_t)² over all entries of the :func:`rbf_dfv` correlations with stage i − 1,
+    non-finite entries zeroed, divided by B; the loss is the sum over the stage pairs.
+
+    Args:
+        student_vectors: list of (B, C_i, n_s) student right singular vectors (candidates, columns).
+        teacher_vectors: list of (B, C_i, k) teacher right singular vectors; detached inside.
+        teacher_values: list of (B, k) teacher singular values, normalised over the k kept ones.
+
+    Returns:
+        Scalar loss (sum over the len − 1 stage pairs).
+    """
+    s_list = check_tensor_list(student_vectors, "student_vectors")
+    t_list = check_tensor_list(teacher_vectors, "teacher_vectors")
+    w_list = check_tensor_list(teacher_values, "teacher_values")
+    if not len(s_list) == len(t_list) == len(w_list):
+        raise ValueError(f"student_vectors, teacher_vectors and teacher_values must have the same length, got "
+                         f"{len(s_list)}, {len(t_list)} and {len(w_list)}")
+    if len(s_list) < 2:
+        raise ValueError(f"kdsvd_vector_loss compares consecutive stages: it needs at least 2 stages, got {len(s_list)}")
+    for i, (v_s, v_t, w_t) in enumerate(zip(s_list, t_list, w_list)):
+        check_tensor(w_t, f"teacher_values[{i}]", 2, "(B, k)")
+        if v_t.dim() != 3 or w_t.shape != (v_t.shape[0], v_t.shape[2]):
+            raise ValueError(f"teacher_values[{i}] must have shape (B, k) matching teacher_vectors[{i}] (B, C, k), "
+                             f"got shapes {tuple(w_t.shape)} and {tuple(v_t.shape)}")
+    batch = s_list[0].shape[0]
+    with full_precision(s_list[0].device):
+        total = None
+        prev_s = prev_t = None
+        for i, (v_s, v_t, w_t) in enumerate(zip(s_list, t_list, w_list)):
+            v_t = v_t.detach().to(v_s.dtype)
+            v_s = align_singular_vectors(v_s, v_t)
+            scale = w_t.detach().to(v_s.dtype).unsqueeze(1)                 # (B, 1, k)
+            v_t, v_s = v_t * scale, v_s * scale                              # the DFVs
+            if i > 0:
+                diff = (rbf_dfv(v_s, prev_s) - rbf_dfv(v_t, prev_t)).pow(2)
+                diff = torch.where(torch.isfinite(diff), diff, torch.zeros_like(diff))
+                term = diff.sum() / batch
+                total = term if total is None else total + term
+            prev_s, prev_t = v_s, v_t
+        return total
+
+
 def kdsvd_loss(student_features: Sequence[torch.Tensor], teacher_features: Sequence[torch.Tensor],
                k: int = 1) -> torch.Tensor:
-    """KD-SVD loss, the CRD benchmark's ``KDSVD`` (Lee, Kim, Song, ECCV 2018).
+    """KD-SVD loss (Lee, Kim, Song, ECCV 2018), in the CRD benchmark's ``KDSVD`` form.
 
     For every stage i (features viewed as (B, H·W, C) matrices):
 
@@ -474,21 +581,29 @@ def kdsvd_loss(student_features: Sequence[torch.Tensor], teacher_features: Seque
        vectors (channel space, L2-normalised) and normalised singular values.
     2. :func:`align_singular_vectors`: the student's vectors re-ordered and sign-flipped to match
        the teacher's (largest |cosine|).
-    3. Both sets scaled by the teacher's normalised singular values.
-    4. For i > 0, :func:`rbf_dfv` between stage i and stage i − 1, for student and teacher; the
-       term is Σ (K_s − K_t)² over all entries, non-finite entries zeroed, divided by B.
+    3. Both sets scaled by the teacher's normalised singular values: the distilled feature vectors
+       (DFV) of the paper. With k = 1 the normalised singular value is 1 and the scaling does nothing.
+    4. For i > 0, :func:`rbf_dfv`: the RBF-kernel correlation of the DFVs of stage i and stage
+       i − 1, for student and teacher; the term is Σ (G_s − G_t)² over all entries, non-finite
+       entries zeroed, divided by B.
 
-    The loss is the sum of the terms over consecutive stage pairs. The paper's DFV is built the
-    same way; its training adds the loss to the task loss with a weight, left to the caller here.
-    Differences with the benchmark: the sign convention of :func:`svd_features` (reproducible
-    across devices), the tie rule of :func:`align_singular_vectors`, an SVD gradient that
-    stays finite with repeated singular values, and H·W in place of H² (non-square maps).
+    Steps 2-4 are :func:`kdsvd_vector_loss`. The loss is the sum of the terms over consecutive stage
+    pairs; the loss weight is left to the caller (the method). Differences with the benchmark: the
+    sign convention of :func:`svd_features` (:func:`canonical_signs`: the benchmark's value depends
+    on the signs the SVD library returns), the tie rule of :func:`align_singular_vectors`, and H·W
+    in place of H² (non-square maps). The gradient through the SVD uses only the kept components'
+    gaps, as the authors' TensorFlow code already did with its own SVD gradient (see
+    :class:`_TopSVD`). Differences with the authors' code (github.com/sseung0703/SSKD_SVD): it
+    keeps k + 1 student candidates and flips the teacher's vectors to the student's sign, and its
+    loss is half the sum of squares times √k, summed (not averaged) over the batch.
 
     Args:
         student_features: list of (B, C_i, H_i, W_i) student stage features (gradients flow here).
         teacher_features: list of the same length; stage i must have the same channels C_i as the
             student's (spatial sizes may differ); detached inside.
-        k: number of teacher singular vectors per stage (>= 1, at most min(H_i·W_i, C_i)).
+        k: number of teacher singular vectors per stage (>= 1, at most min(H_i·W_i, C_i); the
+            student's k + 3 candidates are capped at min(H_i·W_i, C_i), so all of them exist only
+            when k + 3 <= min(H_i·W_i, C_i) of every student stage).
 
     Returns:
         Scalar loss (sum over the len − 1 stage pairs), float32 for half/bfloat16 inputs.
@@ -514,21 +629,12 @@ def kdsvd_loss(student_features: Sequence[torch.Tensor], teacher_features: Seque
         if k > rank_bound:
             raise ValueError(f"k={k} exceeds min(C, H*W)={rank_bound} of teacher_features[{i}] with shape "
                              f"{tuple(ft.shape)}")
-    batch = s_list[0].shape[0]
     with full_precision(s_list[0].device):
-        total = None
-        prev_s = prev_t = None
-        for i, (fs, ft) in enumerate(zip(s_list, t_list)):
-            s_t, v_t = svd_features(ft.detach(), k)
-            _, v_s = svd_features(fs, k + 3)
-            v_t = v_t.to(v_s.dtype)
-            v_s = align_singular_vectors(v_s, v_t)
-            scale = s_t.to(v_s.dtype).unsqueeze(1)                       # (B, 1, k)
-            v_t, v_s = v_t * scale, v_s * scale
-            if i > 0:
-                diff = (rbf_dfv(v_s, prev_s) - rbf_dfv(v_t, prev_t)).pow(2)
-                diff = torch.where(torch.isfinite(diff), diff, torch.zeros_like(diff))
-                term = diff.sum() / batch
-                total = term if total is None else total + term
-            prev_s, prev_t = v_s, v_t
-        return total
+        v_s, v_t, w_t = [], [], []
+        for fs, ft in zip(s_list, t_list):
+            s_t, vt = svd_features(ft.detach(), k)
+            _, vs = svd_features(fs, k + 3)
+            v_s.append(vs)
+            v_t.append(vt)
+            w_t.append(s_t)
+        return kdsvd_vector_loss(v_s, v_t, w_t)

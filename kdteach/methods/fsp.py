@@ -6,9 +6,20 @@ G = (1/HW) Σ_hw F1 F2ᵀ. Training has two stages, as in the paper and the CRD 
 
 1. ``init``: the student's feature layers (not its classifier) learn to match the teacher's FSP
    matrices between every pair of consecutive stage outputs, stem included (benchmark
-   ``feat[:-1]``), with the budget's initial learning rate held constant (benchmark:
-   ``init_epochs=30`` before the 240 main epochs; scaled to the budget here).
-2. ``main``: ordinary training with cross-entropy only (the benchmark adds no FSP term here).
+   ``feat[:-1]``), with the budget's initial learning rate held constant for ``budget.init_epochs``.
+2. ``main``: ordinary training with cross-entropy only.
+
+What the CRD benchmark (RepDistiller) itself runs, from ``train_student.py``, ``helper/pretrain.py``
+and ``helper/loops.py``: ``--init_epochs 30`` (default) before the 240 main epochs; the init stage
+trains ``model_s.get_feat_modules()`` by SGD at the constant ``--learning_rate`` (default 0.05) and
+sums the per-pair losses without a weight (``loss = sum(loss_group)``); the main stage sets
+``loss_kd = 0`` for FSP. Its ``scripts/run_cifar_distill.sh`` passes ``-b 50`` for FSP, but ``-b``
+only multiplies that main-stage term, so it has no effect: the weight the benchmark ran is 1, this
+module's ``fsp_weight`` default. The paper's own stage 1 differs: its learning rate starts at 0.001 and
+decays (Sec. 4.1.1), and it pools with max instead of average.
+
+The weight does not depend on the input resolution: G averages over the h·w positions and
+:func:`kdteach.losses.fsp_loss` over the C1·C2 entries, so no area factor appears (unlike AT's β).
 
 Both stages are kept: collapsing them into one loss would be another method.
 """

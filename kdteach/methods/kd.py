@@ -5,7 +5,18 @@ The student matches the teacher's temperature-softened class probabilities:
 
     L = ce_weight * CE(z_s, y) + kd_weight * T² KL(softmax(z_t/T) ‖ softmax(z_s/T))
 
-Weights from the CRD benchmark's script (``-r 0.1 -a 0.9``, ``--kd_T 4``).
+with hyper-parameters ``ce_weight`` = α_CE, ``kd_weight`` = α_KD and ``temperature`` = T.
+
+Defaults, and where each comes from (the CRD benchmark's code, RepDistiller,
+https://github.com/HobbitLong/RepDistiller):
+
+- ``temperature`` = 4: ``train_student.py``'s default ``--kd_T 4`` (its ``DistillKL(opt.kd_T)``).
+- ``ce_weight`` = 0.1, ``kd_weight`` = 0.9: the KD command of ``scripts/run_cifar_distill.sh``
+  (``--distill kd -r 0.1 -a 0.9 -b 0``; ``-r`` is the classification weight, ``-a`` the KD weight).
+  They are not ``train_student.py``'s defaults (``-r 1``, ``-a`` unset).
+
+Hinton et al. give no single weighting: they report the best results with a considerably lower
+weight on the hard-label term (Sec. 2) and use T = 20 for their MNIST student (Sec. 3).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.comparison`: :class:`ComparisonDashboard` and :func:`results_dashboard`, the
   shared footer of every notebook's section 7 (methods side by side over the runs of one budget).
 - :mod:`kdteach.widgets.kd`: :class:`KDTemperatureExplorer` (kd notebook).
+- :mod:`kdteach.widgets.cam`: :class:`CAMExplorer` (cam notebook).
+- :mod:`kdteach.widgets.fsp`: :class:`FSPExplorer` (fsp notebook).
+- :mod:`kdteach.widgets.at`: :class:`AttentionExplorer` (at notebook).
+- :mod:`kdteach.widgets.kdsvd`: :class:`SVDExplorer` (kdsvd notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -14,9 +18,15 @@ widgets never print: figures are rendered to PNG and placed, with the tables, in
 
 from .comparison import (ALL, FILTER_FIELDS, METRICS, ComparisonDashboard, comparison_figure, curves_figure,
                          grouping, results_dashboard, select_records, summarise)
+from .cam import CAMExplorer, cam_explorer_state
+from .fsp import FSPExplorer, fsp_explorer_state
 from .kd import KDTemperatureExplorer, kd_explorer_state
+from .at import AttentionExplorer, attention_explorer_state
+from .kdsvd import SVDExplorer, svd_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
     "curves_figure", "ComparisonDashboard", "results_dashboard", "kd_explorer_state", "KDTemperatureExplorer",
+    "cam_explorer_state", "CAMExplorer", "fsp_explorer_state", "FSPExplorer",
+    "attention_explorer_state", "AttentionExplorer", "svd_explorer_state", "SVDExplorer",
 ]
