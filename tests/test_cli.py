@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from kdteach import cli, results, zoo
+from kdteach.methods import get_method
 from kdteach.train import build_model
 from kdteach.train.budgets import get_budget
 
@@ -106,3 +107,25 @@ def test_notebooks_check_and_readme(tmp_path, capsys):
     readme.write_text("intro\n<!-- notebooks:start -->\n<!-- notebooks:end -->\n", encoding="utf-8")
     assert cli.main(["notebooks", "readme", "--readme", str(readme), "--notebooks", str(tmp_path / "notebooks")]) == 0
     assert "[demo](" in readme.read_text(encoding="utf-8")
+
+
+@pytest.mark.usefixtures("offline_data")
+@pytest.mark.parametrize("method, extra", [("dml", []), ("byot", []), ("takd", []),
+                                           ("dafl", ["--set", "iters_per_epoch=2", "--set", "latent_dim=16"])])
+def test_distill_every_protocol_from_the_command_line(tmp_path, capsys, method, extra):
+    budget = get_budget("ci")
+    teacher = build_model("tiny_teacher", 10, 0)
+    record = results.new_record(method="teacher", teacher=None, student="tiny_teacher", dataset="cifar10",
+                                budget="ci", seed=0, hparams={}, recipe=budget.teacher_recipe(),
+                                history=[{"epoch": 1, "test_acc": 10.0}], wall_time=0.0, device="cpu")
+    zoo.save_to_cache("teacher", teacher, budget, 0, record)
+    assert cli.main(["distill", "--method", method, "--budget", "ci", "--epochs", "1", "--quiet", *extra]) == 0
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("*.json")]
+    mine = [r for r in recs if r["method"] == method and r["student"] == "tiny_student"]
+    assert len(mine) == 1 and mine[0]["run_id"] in capsys.readouterr().out
+    if method in ("dml", "byot"):
+        assert mine[0]["teacher"] is None and mine[0]["heads"]
+    if method == "takd":
+        assert mine[0]["teacher"] == "tiny_teacher>tiny_assistant"
+    assert cli.main(["methods"]) == 0
+    assert get_method(method).paper.split(",")[0] in capsys.readouterr().out
