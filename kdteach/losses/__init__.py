@@ -5,7 +5,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
 - :mod:`kdteach.losses.response`: :func:`kd_loss`, :func:`softened_probs` (Hinton et al.)
 - :mod:`kdteach.losses.feature`: :func:`attention_map`, :func:`at_loss`, :func:`at_loss_paper` (AT);
   :func:`fsp_matrix`, :func:`fsp_loss` (FSP); :func:`kdsvd_loss` and its steps
-  :func:`svd_features`, :func:`align_singular_vectors`, :func:`rbf_dfv` (KD-SVD)
+  :func:`svd_features`, :func:`align_singular_vectors`, :func:`canonical_signs`, :func:`rbf_dfv`,
+  :func:`kdsvd_vector_loss` (KD-SVD)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
   :func:`dafl_entropy_loss` (DAFL's generator losses; these keep the teacher's gradients)
 - :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
@@ -18,8 +19,8 @@ function follows the benchmark and its docstring says how.
 
 from .cam import class_activation_map, grad_cam, normalize_map
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
-from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map, fsp_loss,
-                      fsp_matrix, kdsvd_loss, rbf_dfv, svd_features)
+from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
+                      canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
 from .response import kd_loss, softened_probs
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "svd_features",
     "align_singular_vectors",
     "rbf_dfv",
+    "canonical_signs",
+    "kdsvd_vector_loss",
     "kdsvd_loss",
     # data-free: DAFL
     "dafl_onehot_loss",
