@@ -301,6 +301,9 @@ def test_chain_trains_caches_and_links_records(chain_budget, monkeypatch):
     assert key(m4) != key(m8) and key(m4) == key(get_method("kd"))
     assert sequence.chain_key(CHAIN[:2], m4, chain_budget, 0, "t") != key(m4)
     assert sequence.chain_key(CHAIN, m4, chain_budget, 0, "other-teacher") != key(m4)
+    # TAKD's "auto" and the names it stands for are the same chain: one cache entry per link
+    auto, named = get_method("takd"), get_method("takd", assistants="tiny_assistant")
+    assert sequence.chain_key(CHAIN, auto, chain_budget, 0, "t") == sequence.chain_key(CHAIN, named, chain_budget, 0, "t")
 
 
 def test_chain_resumes_link_by_link(chain_budget, tmp_path, monkeypatch):

@@ -41,6 +41,8 @@ class TAKD(KD):
              "Distillation via Teacher Assistant, AAAI 2020 (https://arxiv.org/abs/1902.03393)")
     defaults = MappingProxyType({**KD.defaults, "assistants": "auto"})
     protocol = "sequence"
+    #: hyper-parameters that only choose the chain's architectures (left out of the links' cache keys)
+    chain_hparams = ("assistants",)
 
     def validate_hparams(self) -> None:
         super().validate_hparams()

@@ -25,7 +25,6 @@ generated images.
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -176,12 +175,7 @@ class DataFreeTrainer(Trainer):
                 now = time.perf_counter()
                 if now - last_post > 0.5 or step == n_steps - 1:
                     last_post = now
-                    means = torch.stack(rows).mean(0).tolist()
-                    if not all(math.isfinite(v) for v in means):
-                        self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)
-                    post = {"ep": f"{epoch_no}/{self.total_epochs}"}
-                    post.update({n: f"{v:.3f}" for n, v in zip(names + ["total"], means)})
-                    bar.set_postfix(post, refresh=False)
+                    self._post_progress(bar, rows, names, stage, epoch_no, n_steps)
         table = torch.stack(rows).cpu()
         if not bool(torch.isfinite(table).all()):
             self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)

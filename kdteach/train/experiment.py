@@ -65,6 +65,8 @@ class Mechanism:
         method: seed -> value for the student trained with the method.
         lower_is_better: True when a smaller value means closer to the teacher (a distance).
         digits: decimals shown on the card.
+        target: what the knowledge is measured against, for the card's verdict (default "the
+            teacher"; e.g. "its assistant" for TAKD, "its peer" for DML).
     """
 
     name: str
@@ -72,6 +74,7 @@ class Mechanism:
     method: Mapping[int, float]
     lower_is_better: bool = True
     digits: int = 4
+    target: str = "the teacher"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -121,7 +124,7 @@ class ResultCard:
         m = self.mechanism
         failed = [s for s in sorted(m.alone) if not m.moved(s)]
         if failed:
-            raise AssertionError(f"{m.name}: the {self.method_label} student is not closer to the teacher than the "
+            raise AssertionError(f"{m.name}: the {self.method_label} student is not closer to {m.target} than the "
                                  f"student alone for seeds {failed} (alone {dict(m.alone)}, "
                                  f"{self.method_label} {dict(m.method)})")
         return self
@@ -144,7 +147,7 @@ class ResultCard:
         m = self.mechanism
         closer = sum(m.moved(s) for s in m.alone)
         word = "lower" if m.lower_is_better else "higher"
-        return f"closer to the teacher ({word} is closer) for {closer} of {len(m.alone)} seeds"
+        return f"closer to {m.target} ({word} is closer) for {closer} of {len(m.alone)} seeds"
 
     def _teacher_line(self) -> str:
         if self.teacher_acc is None:

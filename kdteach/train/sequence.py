@@ -82,8 +82,12 @@ class Chain:
 def chain_key(archs: Sequence[str], method: Method, budget: Budget, seed: int, teacher_key: str) -> str:
     """File stem of the cached last link of ``archs``: ``<arch>-<dataset>-<budget>-s<seed>-<hash>``, the
     hash covering the teacher's cache key, every architecture of the chain, the method and its
-    hyper-parameters, the student recipe and the data."""
-    payload = {"teacher": teacher_key, "archs": list(archs), "method": method.name, "hparams": dict(method.hparams),
+    hyper-parameters (except those listed in the method's ``chain_hparams``, which only choose the
+    architectures: TAKD's ``assistants``), the student recipe and the data. So ``"auto"`` and the
+    names it stands for share their links, and a longer chain reuses the links of its prefix."""
+    structural = set(getattr(method, "chain_hparams", ()))     # they name the chain, which archs already keys
+    hparams = {k: v for k, v in method.hparams.items() if k not in structural}
+    payload = {"teacher": teacher_key, "archs": list(archs), "method": method.name, "hparams": hparams,
                "recipe": budget.student_recipe(), "data": data_signature(budget), "seed": seed}
     return f"{archs[-1]}-{budget.dataset}-{budget.name}-s{seed}-{recipe_hash(payload, 12)}"
 

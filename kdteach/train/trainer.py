@@ -569,15 +569,10 @@ class Trainer:
                 now = time.perf_counter()
                 if now - last_post > 0.5 or step == n_steps - 1:
                     last_post = now
-                    means = torch.stack(rows).mean(0).tolist()
-                    if not all(math.isfinite(v) for v in means):
-                        self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)
-                    post = {"ep": f"{epoch_no}/{self.total_epochs}"}
-                    post.update({n: f"{v:.3f}" for n, v in zip(names + ["total"], means)})
-                    post["acc"] = f"{100.0 * correct.item() / seen:.1f}"
+                    extra = {"acc": f"{100.0 * correct.item() / seen:.1f}"}
                     if test_acc_prev is not None:
-                        post["test"] = f"{test_acc_prev:.1f}"
-                    bar.set_postfix(post, refresh=False)
+                        extra["test"] = f"{test_acc_prev:.1f}"
+                    self._post_progress(bar, rows, names, stage, epoch_no, n_steps, extra)
         table = torch.stack(rows).cpu()
         if not bool(torch.isfinite(table).all()):
             self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)
@@ -594,6 +589,17 @@ class Trainer:
             bar.set_postfix({"ep": f"{epoch_no}/{self.total_epochs}", "loss": f"{means[-1]:.3f}",
                              "acc": f"{train_acc:.1f}", "test": f"{test_acc:.1f}"})
         return entry
+
+    def _post_progress(self, bar, rows: list[torch.Tensor], names: list[str], stage: StagePlan, epoch_no: int,
+                       n_steps: int, extra: dict | None = None) -> None:
+        """Show the epoch's running mean of every term on the bar (and stop on a non-finite one)."""
+        means = torch.stack(rows).mean(0).tolist()
+        if not all(math.isfinite(v) for v in means):
+            self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)
+        post = {"ep": f"{epoch_no}/{self.total_epochs}"}
+        post.update({n: f"{v:.3f}" for n, v in zip(names + ["total"], means)})
+        post.update(extra or {})
+        bar.set_postfix(post, refresh=False)
 
     def _check_terms(self, terms: Any) -> list[str]:
         if not isinstance(terms, dict) or not terms:
