@@ -4,7 +4,7 @@ The registry is the plain dict ``MODELS`` below: name -> constructor taking ``nu
 Architectures reproduce the CRD benchmark's CIFAR models (Tian et al., ICLR 2020; same parameter
 names, shapes and order, so its checkpoints load with :func:`load_benchmark_state_dict`, which also
 unwraps its checkpoint dicts and ``module.`` prefixes; :func:`kdteach_name` maps its model names),
-plus three tiny nets for CPU demonstrations. Every model declares its stages (:class:`Stage`).
+plus four tiny nets for CPU demonstrations. Every model declares its stages (:class:`Stage`).
 Parameter counts and stages of every model: ``docs/MODELS.md``.
 """
 
@@ -18,7 +18,7 @@ from .mobilenetv2 import mobilenetv2
 from .resnet import resnet8, resnet8x4, resnet14, resnet20, resnet32, resnet32x4, resnet44, resnet56, resnet110
 from .shufflenetv1 import shufflenetv1
 from .shufflenetv2 import shufflenetv2
-from .tiny import tiny_assistant, tiny_student, tiny_teacher
+from .tiny import tiny_assistant, tiny_assistant_small, tiny_student, tiny_teacher
 from .vgg import vgg8, vgg13
 from .wrn import wrn_16_2, wrn_40_1, wrn_40_2
 
@@ -26,6 +26,7 @@ MODELS: dict[str, Callable[..., KDModel]] = {
     "tiny_teacher": tiny_teacher,
     "tiny_student": tiny_student,
     "tiny_assistant": tiny_assistant,
+    "tiny_assistant_small": tiny_assistant_small,
     "resnet8": resnet8,
     "resnet14": resnet14,
     "resnet20": resnet20,

@@ -7,6 +7,9 @@ including those that compare channel-indexed matrices (FSP, KD-SVD), pairs them 
 * ``tiny_student`` (~13k parameters): a plain net, stem + one conv-BN-ReLU per stage.
 * ``tiny_assistant`` (~32k parameters): the teacher's residual design with one block per stage
   (1, 1, 1), between the two in size: the teacher assistant of TAKD's chain at the ``ci`` budget.
+* ``tiny_assistant_small`` (~23k parameters): the student's plain design with a second 32->32
+  conv-BN-ReLU in ``layer3``, between the student and ``tiny_assistant``: TAKD's second, smaller
+  assistant (a deeper plain net, as the paper's plain-CNN assistants are).
 """
 
 from __future__ import annotations
@@ -124,3 +127,38 @@ def tiny_assistant(num_classes: int = 10) -> TinyTeacher:
     BasicBlocks (1, 1, 1) with the shared widths; TAKD's teacher assistant at the ``ci`` budget."""
     return TinyTeacher(num_classes, blocks=(1, 1, 1))
 
+
+
+class TinyPlainAssistant(KDModel):
+    """Plain tiny net between the student and ``tiny_assistant``: the student's stem and stages, widths
+    (16, 24, 32), with ``layer3`` two conv-BN-ReLU (24->32 at stride 2, then 32->32)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        w = WIDTHS
+        self.stem = _ConvBNReLU(3, w[0])
+        self.layer1 = _ConvBNReLU(w[0], w[0], 1)
+        self.layer2 = _ConvBNReLU(w[0], w[1], 2)
+        self.layer3 = nn.Sequential(_ConvBNReLU(w[1], w[2], 2), _ConvBNReLU(w[2], w[2], 1))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(w[2], num_classes)
+        self.feature_dim = w[2]
+        self.stages = (
+            Stage("stem", w[0], 1, "stem.relu"),
+            Stage("layer1", w[0], 1, "layer1.relu"),
+            Stage("layer2", w[1], 2, "layer2.relu"),
+            Stage("layer3", w[2], 4, "layer3.1.relu"),
+        )
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x)
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def tiny_assistant_small(num_classes: int = 10) -> TinyPlainAssistant:
+    """Tiny plain net between ``tiny_student`` and ``tiny_assistant`` in size (~23k parameters at 10
+    classes): the student with a second 32->32 conv-BN-ReLU in ``layer3``; TAKD's second, smaller
+    teacher assistant at the ``ci`` budget (Mirzadeh et al., AAAI 2020, compare assistants of graded size)."""
+    return TinyPlainAssistant(num_classes)
