@@ -86,15 +86,27 @@ class TinyTeacher(KDModel):
 
 
 class TinyStudent(KDModel):
-    """Plain tiny student: stem 3->16, then one conv-BN-ReLU per stage, widths (16, 24, 32)."""
+    """Plain tiny student: stem 3->16, then one conv-BN-ReLU per stage, widths (16, 24, 32).
 
-    def __init__(self, num_classes: int = 10):
+    ``layer3_depth`` > 1 appends that many − 1 conv-BN-ReLU (32->32) to ``layer3`` (then a
+    ``Sequential``; the stage is its last ReLU): ``tiny_assistant_small`` is depth 2.
+    """
+
+    def __init__(self, num_classes: int = 10, layer3_depth: int = 1):
         super().__init__()
+        if isinstance(layer3_depth, bool) or not isinstance(layer3_depth, int) or layer3_depth < 1:
+            raise ValueError(f"layer3_depth must be an int >= 1, got {layer3_depth!r}")
         w = WIDTHS
         self.stem = _ConvBNReLU(3, w[0])
         self.layer1 = _ConvBNReLU(w[0], w[0], 1)
         self.layer2 = _ConvBNReLU(w[0], w[1], 2)
-        self.layer3 = _ConvBNReLU(w[1], w[2], 2)
+        if layer3_depth == 1:   # the student's own parameter names (cached students load strictly)
+            self.layer3 = _ConvBNReLU(w[1], w[2], 2)
+            layer3_out = "layer3.relu"
+        else:
+            self.layer3 = nn.Sequential(_ConvBNReLU(w[1], w[2], 2),
+                                        *(_ConvBNReLU(w[2], w[2], 1) for _ in range(layer3_depth - 1)))
+            layer3_out = f"layer3.{layer3_depth - 1}.relu"
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(w[2], num_classes)
         self.feature_dim = w[2]
@@ -102,7 +114,7 @@ class TinyStudent(KDModel):
             Stage("stem", w[0], 1, "stem.relu"),
             Stage("layer1", w[0], 1, "layer1.relu"),
             Stage("layer2", w[1], 2, "layer2.relu"),
-            Stage("layer3", w[2], 4, "layer3.relu"),
+            Stage("layer3", w[2], 4, layer3_out),
         )
         init_weights(self)
 
@@ -128,37 +140,8 @@ def tiny_assistant(num_classes: int = 10) -> TinyTeacher:
     return TinyTeacher(num_classes, blocks=(1, 1, 1))
 
 
-
-class TinyPlainAssistant(KDModel):
-    """Plain tiny net between the student and ``tiny_assistant``: the student's stem and stages, widths
-    (16, 24, 32), with ``layer3`` two conv-BN-ReLU (24->32 at stride 2, then 32->32)."""
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        w = WIDTHS
-        self.stem = _ConvBNReLU(3, w[0])
-        self.layer1 = _ConvBNReLU(w[0], w[0], 1)
-        self.layer2 = _ConvBNReLU(w[0], w[1], 2)
-        self.layer3 = nn.Sequential(_ConvBNReLU(w[1], w[2], 2), _ConvBNReLU(w[2], w[2], 1))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(w[2], num_classes)
-        self.feature_dim = w[2]
-        self.stages = (
-            Stage("stem", w[0], 1, "stem.relu"),
-            Stage("layer1", w[0], 1, "layer1.relu"),
-            Stage("layer2", w[1], 2, "layer2.relu"),
-            Stage("layer3", w[2], 4, "layer3.1.relu"),
-        )
-        init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_input(x)
-        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def tiny_assistant_small(num_classes: int = 10) -> TinyPlainAssistant:
+def tiny_assistant_small(num_classes: int = 10) -> TinyStudent:
     """Tiny plain net between ``tiny_student`` and ``tiny_assistant`` in size (~23k parameters at 10
     classes): the student with a second 32->32 conv-BN-ReLU in ``layer3``; TAKD's second, smaller
     teacher assistant at the ``ci`` budget (Mirzadeh et al., AAAI 2020, compare assistants of graded size)."""
-    return TinyPlainAssistant(num_classes)
+    return TinyStudent(num_classes, layer3_depth=2)
