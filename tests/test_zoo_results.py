@@ -239,8 +239,9 @@ def test_run_experiment_uses_the_caches_and_matches_schedules(unit_budget, monke
         exp.card(Mechanism("KL", alone={0: 0.5, 1: 0.4}, method={0: 0.2, 1: 0.45})).check()
     assert exp.card(Mechanism("agreement", alone={0: 0.5, 1: 0.4}, method={0: 0.6, 1: 0.41},
                               lower_is_better=False)).check()
-    assert "closer to its peer (lower is closer)" in str(exp.card(
-        Mechanism("KL", alone={0: 0.5, 1: 0.4}, method={0: 0.2, 1: 0.3}, target="its peer")))
+    peer = str(exp.card(Mechanism("KL", alone={0: 0.5, 1: 0.4}, method={0: 0.2, 1: 0.3}, target="its peer",
+                                  reference="deep supervision")))
+    assert "closer to its peer (lower is closer)" in peer and "deep supervision" in peer.splitlines()[2]
     with pytest.raises(ValueError, match="each seed"):
         exp.card(Mechanism("KL", alone={0: 0.5}, method={0: 0.2}))
     with pytest.raises(ValueError, match="Mechanism"):

@@ -67,6 +67,8 @@ class Mechanism:
         digits: decimals shown on the card.
         target: what the knowledge is measured against, for the card's verdict (default "the
             teacher"; e.g. "its assistant" for TAKD, "its peer" for DML).
+        reference: what ``alone`` was measured on, for the card's column (default "student alone";
+            e.g. "deep supervision" for BYOT, whose student alone has no exits to measure).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Mechanism:
     lower_is_better: bool = True
     digits: int = 4
     target: str = "the teacher"
+    reference: str = "student alone"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -125,7 +128,7 @@ class ResultCard:
         failed = [s for s in sorted(m.alone) if not m.moved(s)]
         if failed:
             raise AssertionError(f"{m.name}: the {self.method_label} student is not closer to {m.target} than the "
-                                 f"student alone for seeds {failed} (alone {dict(m.alone)}, "
+                                 f"{m.reference} for seeds {failed} ({m.reference} {dict(m.alone)}, "
                                  f"{self.method_label} {dict(m.method)})")
         return self
 
@@ -133,7 +136,7 @@ class ResultCard:
         m, d = self.mechanism, self.mechanism.digits
         body = [[str(s), f"{m.alone[s]:.{d}f}", f"{m.method[s]:.{d}f}", f"{m.method[s] - m.alone[s]:+.{d}f}"]
                 for s in sorted(m.alone)]
-        return ["seed", "student alone", self.method_label, "change"], body
+        return ["seed", m.reference, self.method_label, "change"], body
 
     def _accuracy_table(self) -> tuple[list[str], list[list[str]]]:
         body = [[str(r["seed"]), f"{r['alone']:.2f}", f"{r['method']:.2f}", f"{r['difference']:+.2f}"]
@@ -263,7 +266,7 @@ class Experiment:
         record = getattr(self.teacher, "kd_record", None)
         first = self.runs[self.seeds[0]].record
         label = self.method + (f" ({self.setting})" if self.setting else "")
-        title = (f"{label} · budget {self.budget.name} · {first['teacher']} -> {first['student']} · "
+        title = (f"{label} · budget {self.budget.name} · {first['teacher'] or 'no teacher'} -> {first['student']} · "
                  f"{first['dataset']} {self.budget.resolution}x{self.budget.resolution} · seeds "
                  f"{', '.join(map(str, self.seeds))}")
         return ResultCard(title=title, method_label=label, mechanism=mechanism,
