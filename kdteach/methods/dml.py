@@ -5,7 +5,7 @@ networks are trained together from scratch, and each learns from the others' cur
 
     L_i = ce_weight · CE(z_i, y) + kl_weight · 1/(K−1) Σ_{j≠i} KL(p_j ‖ p_i),    p = softmax(z / T)
 
-for each of the K = peers + 1 networks (Sec. 3.1, Eq. 4 for K networks; T = 1 in the paper, so
+for each of the K = peers + 1 networks (the paper extends the pair of losses to K networks; T = 1 there, so
 ``kd_loss``'s T² factor is 1). The peers' targets p_j are detached, as in the paper's algorithm,
 where each network is updated with the others' predictions held fixed.
 
