@@ -200,3 +200,21 @@ def test_figure_png_and_ipython_registration():
     assert registered[Figure](fig)[:4] == b"\x89PNG"
     with pytest.raises(TypeError, match="Figure"):
         figure_png("not a figure")
+
+
+def test_plot_curves_with_many_runs_puts_one_legend_beside_the_axes():
+    import io
+    import warnings
+
+    from kdteach.viz import plot_curves
+
+    runs = {f"method{i} / tiny_student / tiny_teacher / setting={i} s0": [{"epoch": e, "test_acc": 10.0 + i + e}
+                                                                          for e in range(1, 6)] for i in range(26)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no "constrained_layout not applied" warning
+        fig = plot_curves(runs, "test_acc", title="test accuracy during training")
+        fig.savefig(io.BytesIO(), format="png", dpi=40)
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1
+    assert len(fig.legends[0].get_texts()) == 26
+    few = plot_curves(dict(list(runs.items())[:3]), "test_acc")
+    assert few.axes[0].get_legend() is not None and not few.legends

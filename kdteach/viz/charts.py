@@ -155,6 +155,10 @@ def history_values(history: Sequence[Mapping], metric: str) -> tuple[list[float]
     return xs, ys
 
 
+#: beyond this many runs, plot_curves puts one legend beside the axes instead of inside them
+_INLINE_LEGEND = 8
+
+
 def plot_curves(histories_by_label: Mapping[str, Sequence[Mapping]], metric: str | Sequence[str] = "test_acc", *,
                 title: str | None = None) -> Figure:
     """Training curves of several runs, one line per run, one axes per metric.
@@ -193,7 +197,16 @@ def plot_curves(histories_by_label: Mapping[str, Sequence[Mapping]], metric: str
         ax.set_xlabel("epoch")
         ax.set_ylabel(_METRIC_LABELS.get(m, m.replace("loss.", "loss: ")))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if len(histories_by_label) <= _INLINE_LEGEND:
+            ax.legend(fontsize=8)
+    if len(histories_by_label) > _INLINE_LEGEND:
+        # many runs (a dashboard over a whole budget): one legend beside the axes, the figure grown to hold it
+        handles, labels = axes[0].get_legend_handles_labels()
+        ncol = 1 + (len(labels) - 1) // 24
+        width, height = fig.get_size_inches()
+        longest = max(len(lab) for lab in labels)
+        fig.set_size_inches(width + ncol * (0.6 + 0.055 * longest), max(height, 0.16 * len(labels) / ncol + 1.0))
+        fig.legend(handles, labels, loc="outside right upper", fontsize=6, ncol=ncol)
     if title:
         fig.suptitle(title)
     return fig
