@@ -9,11 +9,13 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_cam_overlays`: CAM vs Grad-CAM overlaid on the images
 - :func:`plot_fsp_matrices`: FSP matrices on one colour scale (FSP)
 - :func:`plot_singular_vectors`: singular values and right singular vectors (KD-SVD)
+- :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
 
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
 from .display import figure_png, register_notebook_display
+from .images import plot_image_grid
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
 
 register_notebook_display()  # a cell ending in `fig` shows the PNG in Jupyter, even under MPLBACKEND=Agg
@@ -25,6 +27,7 @@ __all__ = [
     "plot_cam_overlays",
     "plot_fsp_matrices",
     "plot_singular_vectors",
+    "plot_image_grid",
     "plot_curves",
     "plot_bars",
     "history_values",
