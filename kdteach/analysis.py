@@ -1,18 +1,27 @@
 """Measurements of transferred knowledge on trained models: the "before and after" of the notebooks.
 
 A notebook shows *that* a method moved the student towards its teacher; these functions measure how
-far, on whole image sets, so that every notebook measures the same thing the same way:
+far, on whole image sets, so that every notebook measures the same thing the same way. They are the
+mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
 
 - :func:`attention_maps`: the AT attention maps of a model's stages on a batch (AT, Sec. 3.1).
 - :func:`attention_distance`: per stage pair, the AT loss between student and teacher averaged over
-  an image set, i.e. how far apart their normalised attention maps are.
+  an image set, i.e. how far apart their normalised attention maps are (at notebook).
 - :func:`map_correlation`: per-image Pearson correlation of two stacks of maps (CAM vs CAM,
   attention vs attention), with maps of different sizes resized and constant maps guarded.
+- :func:`fsp_matrices`, :func:`fsp_distance`: FSP matrices of a model and the FSP loss between two
+  models over an image set (fsp notebook).
+- :func:`soft_target_kl`: KL from the teacher's softened outputs to the student's (kd, takd).
+- :func:`dfv_distance`: the KD-SVD distance between two models' distilled feature vectors (kdsvd).
+- :func:`prediction_agreement`: top-1 agreement of two models (takd, dafl).
+- :func:`symmetric_kl`: symmetric KL between two networks' predictions (dml: peers vs students alone).
+- :func:`exit_divergence`: KL from a self-distilled network's deepest classifier to each exit (byot).
 
 Mean and spread over seeds: :func:`kdteach.results.mean_std`.
 
 References: S. Zagoruyko, N. Komodakis, "Paying More Attention to Attention", ICLR 2017 (attention
-maps); B. Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016 (CAM).
+maps); B. Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016 (CAM);
+each function's docstring cites the paper of its measurement.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from .features import capture
 from .losses import at_loss, attention_map, normalize_map
 from .losses._validate import check_tensor
 
-__all__ = ["attention_maps", "attention_distance", "map_correlation"]
+__all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -258,7 +267,6 @@ def fsp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     return {p: total[p] / len(x) for p in pairs}
 
 
-__all__ += ["fsp_matrices", "fsp_distance"]
 
 
 def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temperature: float,
@@ -308,7 +316,6 @@ def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temp
     return total / len(x)
 
 
-__all__ += ["soft_target_kl"]
 
 
 def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages: Iterable[str],
@@ -371,4 +378,170 @@ def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     return total / len(x)
 
 
-__all__ += ["dfv_distance"]
+
+
+def prediction_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 agreement: the percentage of images of ``x`` on which the student's predicted class (argmax
+    of its logits) equals the teacher's, right or wrong.
+
+    The response-level measure of how much of a teacher's behaviour a student took on, used by the takd
+    notebook to ask whether a student distilled through a teacher assistant ends up closer to the big
+    teacher or only to the assistant (Mirzadeh et al., "Improved Knowledge Distillation via Teacher
+    Assistant", AAAI 2020, Sec. 3: the student fits its own teacher, which the gap can make hard).
+    100 when the two always pick the same class; about 100/K for unrelated classifiers over K classes.
+
+    Args:
+        student, teacher: classifiers returning (B, K) logits, on the same device (both run in eval
+            mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images (moved to the models' device batch by batch).
+        batch_size: images per forward pass.
+
+    Returns:
+        The agreement in percent (float in [0, 100]).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``batch_size`` not a positive int, or logits of
+            different shapes.
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(student)
+    modes = (student.training, teacher.training)
+    student.eval()
+    teacher.eval()
+    same = 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                zs, zt = student(xb), teacher(xb)
+                if zs.shape != zt.shape:
+                    raise ValueError(f"student and teacher logits must have the same shape (B, K), got "
+                                     f"{tuple(zs.shape)} and {tuple(zt.shape)}")
+                same += int((zs.argmax(dim=1) == zt.argmax(dim=1)).sum())
+    finally:
+        student.train(modes[0])
+        teacher.train(modes[1])
+    return 100.0 * same / len(x)
+
+
+
+
+def symmetric_kl(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, temperature: float = 1.0,
+                 batch_size: int = 500) -> float:
+    """Mean symmetric KL divergence between two networks' softened outputs over all images of ``x``.
+
+    ``(1/N) Σ_n ½ [KL(p_a,n ‖ p_b,n) + KL(p_b,n ‖ p_a,n)]`` in nats, with ``p = softmax(z / T)``:
+    how far apart two classifiers' predictive distributions are, whichever is called the teacher.
+    The measure of mutual learning (Zhang, Xiang, Hospedales, Lu, "Deep Mutual Learning", CVPR 2018,
+    Sec. 3: each network of a cohort minimises KL(p_peer ‖ p_own) towards the others): a pair trained
+    with DML should end closer than two networks trained alone from different seeds. Each direction
+    is :func:`kdteach.losses.kd_loss` divided by T² (as in :func:`soft_target_kl`), weighted by batch
+    size so the result is the mean over all N images; both networks run once per batch. 0 when the
+    two distributions are equal on every image; lower is closer.
+
+    Args:
+        net_a, net_b: classifiers returning (B, K) logits, on the same device (both run in eval
+            mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images (moved to the networks' device batch by batch).
+        temperature: T > 0 (DML uses T = 1).
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean symmetric KL divergence (float, nats, >= 0).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``temperature`` not > 0, ``batch_size`` not a
+            positive int, or logits of different shapes.
+    """
+    from .losses import kd_loss
+    from .losses._validate import check_positive
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
+    t = check_positive(temperature, "temperature")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(net_a)
+    modes = (net_a.training, net_b.training)
+    net_a.eval()
+    net_b.eval()
+    total = 0.0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                za, zb = net_a(xb), net_b(xb)
+                if za.shape != zb.shape:
+                    raise ValueError(f"net_a and net_b logits must have the same shape (B, K), got "
+                                     f"{tuple(za.shape)} and {tuple(zb.shape)}")
+                # kd_loss(z_s, z_t, T) = T² KL(p_t ‖ p_s): the first call is KL(p_b ‖ p_a), the second KL(p_a ‖ p_b)
+                pair = kd_loss(za, zb, t) + kd_loss(zb, za, t)
+                total += 0.5 * pair.item() / (t * t) * len(xb)
+    finally:
+        net_a.train(modes[0])
+        net_b.train(modes[1])
+    return total / len(x)
+
+
+
+
+def exit_divergence(student: nn.Module, extras: nn.ModuleDict, method, x: torch.Tensor, temperature: float,
+                    batch_size: int = 500) -> dict[str, dict[str, float]]:
+    """How close each shallow exit of a BYOT network is to its deepest classifier, over all images of ``x``.
+
+    For every exit k of :meth:`kdteach.methods.byot.BYOT.heads` (``exit1``, ``exit2``, ...): the mean
+    KL divergence ``(1/N) Σ_n KL(softmax(z_C,n / T) ‖ softmax(z_k,n / T))`` in nats, without the T²
+    factor (it is :func:`kdteach.losses.kd_loss` divided by T², the quantity BYOT's loss 2 weights by
+    α; Zhang et al., "Be Your Own Teacher", ICCV 2019, Sec. 3), and the agreement: the fraction of
+    images on which the exit's top-1 class equals the deepest classifier's. z_C (N, K) are the
+    student's own logits, z_k (N, K) the exit's. Batches are weighted by their size, so the values
+    are means over the N images. Lower KL / higher agreement: the exit is closer to its teacher.
+
+    Args:
+        student: a kdteach model (its ``fc`` is the deepest classifier); extras: the method's exits
+            (:meth:`~kdteach.methods.byot.BYOT.build_extras`); both on the same device, run in eval
+            mode without gradients, their modes restored.
+        method: the BYOT method instance (its ``heads`` gives the exits' logits).
+        x: (N, 3, H, W) normalised images (moved to the models' device batch by batch).
+        temperature: T > 0 (BYOT's ``temperature``, 3 by default).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{"exit1": {"kl": float, "agreement": float}, ...}`` in exit order (agreement in [0, 1]).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``temperature`` not > 0, ``batch_size`` not a
+            positive int, or ``method.heads`` giving no ``exit<k>`` head.
+    """
+    from .losses import kd_loss
+    from .losses._validate import check_positive
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    t = check_positive(temperature, "temperature")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(student)
+    modes = (student.training, extras.training)
+    student.eval()
+    extras.eval()
+    kl: dict[str, float] = {}
+    agree: dict[str, float] = {}
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                z_c = student(xb).float()
+                exits = {k: v for k, v in method.heads(xb, student, extras).items() if k.startswith("exit")}
+                if not exits:
+                    raise ValueError(f"method.heads gave no exit<k> head (got {sorted(method.heads(xb, student, extras))})")
+                top_c = z_c.argmax(1)
+                for name, z in exits.items():
+                    kl[name] = kl.get(name, 0.0) + kd_loss(z.float(), z_c, t).item() / (t * t) * len(xb)
+                    agree[name] = agree.get(name, 0.0) + (z.argmax(1) == top_c).sum().item()
+    finally:
+        student.train(modes[0])
+        extras.train(modes[1])
+    return {name: {"kl": kl[name] / len(x), "agreement": agree[name] / len(x)} for name in kl}
+
+

@@ -9,6 +9,10 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.fsp`: :class:`FSPExplorer` (fsp notebook).
 - :mod:`kdteach.widgets.at`: :class:`AttentionExplorer` (at notebook).
 - :mod:`kdteach.widgets.kdsvd`: :class:`SVDExplorer` (kdsvd notebook).
+- :mod:`kdteach.widgets.takd`: :class:`TAKDChainExplorer` (takd notebook).
+- :mod:`kdteach.widgets.dafl`: :class:`DAFLLossExplorer` (dafl notebook).
+- :mod:`kdteach.widgets.dml`: :class:`DMLPeerExplorer` (dml notebook).
+- :mod:`kdteach.widgets.byot`: :class:`BYOTExitExplorer` (byot notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -23,10 +27,18 @@ from .fsp import FSPExplorer, fsp_explorer_state
 from .kd import KDTemperatureExplorer, kd_explorer_state
 from .at import AttentionExplorer, attention_explorer_state
 from .kdsvd import SVDExplorer, svd_explorer_state
+from .takd import TAKDChainExplorer, takd_explorer_state
+from .dafl import DAFLLossExplorer, dafl_explorer_state
+from .dml import DMLPeerExplorer, dml_explorer_state
+from .byot import BYOTExitExplorer, byot_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
     "curves_figure", "ComparisonDashboard", "results_dashboard", "kd_explorer_state", "KDTemperatureExplorer",
     "cam_explorer_state", "CAMExplorer", "fsp_explorer_state", "FSPExplorer",
     "attention_explorer_state", "AttentionExplorer", "svd_explorer_state", "SVDExplorer",
+    "takd_explorer_state", "TAKDChainExplorer",
+    "dafl_explorer_state", "DAFLLossExplorer",
+    "dml_explorer_state", "DMLPeerExplorer",
+    "byot_explorer_state", "BYOTExitExplorer",
 ]
