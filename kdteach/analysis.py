@@ -51,6 +51,36 @@ def _stage_list(names: Iterable[str] | str, arg: str) -> list[str]:
     return names
 
 
+def _paired_logits(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, batch_size: int,
+                   names: tuple[str, str] = ("student", "teacher")):
+    """Yield ``(z_a, z_b, n)``: both networks' (n, K) logits on each batch of ``x`` (moved to
+    ``net_a``'s device), in eval mode without gradients; their modes are restored afterwards.
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``batch_size`` not a positive int, or logits of
+            different shapes (named by ``names``).
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    device = _device_of(net_a)
+    modes = (net_a.training, net_b.training)
+    net_a.eval()
+    net_b.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(device)
+                za, zb = net_a(xb), net_b(xb)
+                if za.shape != zb.shape:
+                    raise ValueError(f"{names[0]} and {names[1]} logits must have the same shape (B, K), got "
+                                     f"{tuple(za.shape)} and {tuple(zb.shape)}")
+                yield za, zb, len(xb)
+    finally:
+        net_a.train(modes[0])
+        net_b.train(modes[1])
+
+
 def attention_maps(model: nn.Module, x: torch.Tensor, stages: Iterable[str] | str, mode: str = "sum_p",
                    p: float = 2) -> dict[str, torch.Tensor]:
     """Attention maps of ``model``'s ``stages`` on images ``x`` (Zagoruyko & Komodakis, ICLR 2017).
@@ -267,8 +297,6 @@ def fsp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     return {p: total[p] / len(x) for p in pairs}
 
 
-
-
 def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temperature: float,
                    batch_size: int = 500) -> float:
     """Mean KL divergence from the teacher's softened outputs to the student's, over all images of ``x``.
@@ -296,26 +324,9 @@ def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temp
     from .losses import kd_loss
     from .losses._validate import check_positive
 
-    check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
     t = check_positive(temperature, "temperature")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = _device_of(student)
-    modes = (student.training, teacher.training)
-    student.eval()
-    teacher.eval()
-    total = 0.0
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                total += kd_loss(student(xb), teacher(xb), t).item() / (t * t) * len(xb)
-    finally:
-        student.train(modes[0])
-        teacher.train(modes[1])
+    total = sum(kd_loss(zs, zt, t).item() / (t * t) * n for zs, zt, n in _paired_logits(student, teacher, x, batch_size))
     return total / len(x)
-
-
 
 
 def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages: Iterable[str],
@@ -378,8 +389,6 @@ def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     return total / len(x)
 
 
-
-
 def prediction_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor, batch_size: int = 500) -> float:
     """Top-1 agreement: the percentage of images of ``x`` on which the student's predicted class (argmax
     of its logits) equals the teacher's, right or wrong.
@@ -403,29 +412,9 @@ def prediction_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor
         ValueError: ``x`` not (N, 3, H, W) or empty, ``batch_size`` not a positive int, or logits of
             different shapes.
     """
-    check_tensor(x, "x", 4, "(N, 3, H, W)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = _device_of(student)
-    modes = (student.training, teacher.training)
-    student.eval()
-    teacher.eval()
-    same = 0
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                zs, zt = student(xb), teacher(xb)
-                if zs.shape != zt.shape:
-                    raise ValueError(f"student and teacher logits must have the same shape (B, K), got "
-                                     f"{tuple(zs.shape)} and {tuple(zt.shape)}")
-                same += int((zs.argmax(dim=1) == zt.argmax(dim=1)).sum())
-    finally:
-        student.train(modes[0])
-        teacher.train(modes[1])
+    same = sum(int((zs.argmax(dim=1) == zt.argmax(dim=1)).sum())
+               for zs, zt, _n in _paired_logits(student, teacher, x, batch_size))
     return 100.0 * same / len(x)
-
-
 
 
 def symmetric_kl(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, temperature: float = 1.0,
@@ -458,32 +447,12 @@ def symmetric_kl(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, temperatur
     from .losses import kd_loss
     from .losses._validate import check_positive
 
-    check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
     t = check_positive(temperature, "temperature")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    device = _device_of(net_a)
-    modes = (net_a.training, net_b.training)
-    net_a.eval()
-    net_b.eval()
     total = 0.0
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                za, zb = net_a(xb), net_b(xb)
-                if za.shape != zb.shape:
-                    raise ValueError(f"net_a and net_b logits must have the same shape (B, K), got "
-                                     f"{tuple(za.shape)} and {tuple(zb.shape)}")
-                # kd_loss(z_s, z_t, T) = T² KL(p_t ‖ p_s): the first call is KL(p_b ‖ p_a), the second KL(p_a ‖ p_b)
-                pair = kd_loss(za, zb, t) + kd_loss(zb, za, t)
-                total += 0.5 * pair.item() / (t * t) * len(xb)
-    finally:
-        net_a.train(modes[0])
-        net_b.train(modes[1])
+    for za, zb, n in _paired_logits(net_a, net_b, x, batch_size, names=("net_a", "net_b")):
+        # kd_loss(z_s, z_t, T) = T² KL(p_t ‖ p_s): the first call is KL(p_b ‖ p_a), the second KL(p_a ‖ p_b)
+        total += 0.5 * (kd_loss(za, zb, t) + kd_loss(zb, za, t)).item() / (t * t) * n
     return total / len(x)
-
-
 
 
 def exit_divergence(student: nn.Module, extras: nn.ModuleDict, method, x: torch.Tensor, temperature: float,
