@@ -116,12 +116,7 @@ class DataFreeTrainer(Trainer):
 
     def _run_epoch(self, stage: StagePlan, s_store: dict, t_store: dict, bar) -> dict:
         t0 = time.perf_counter()
-        lr = self._lr(stage, self.stage_epoch)
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        warmup = self._warmup(stage, self.stage_epoch)
-        self.student.train()
-        self.extras.train()
+        lr, warmup = self._begin_epoch(stage)
         self.generator.train()
         n_steps, batch = self.steps_per_epoch, self.budget.batch_size
         k = num_classes_of(self.student)

@@ -527,15 +527,20 @@ class Trainer:
         return {"images_per_s": n / seconds, "seconds": seconds, "steps": steps,
                 "batch_size": self.train_loader.batch_size}
 
-    def _run_epoch(self, stage: StagePlan, s_store: dict, t_store: dict, bar) -> dict:
-        t0 = time.perf_counter()
+    def _begin_epoch(self, stage: StagePlan) -> tuple[float, float]:
+        """Set the epoch's learning rate and train mode; return ``(lr, warmup factor)``. Every
+        protocol's ``_run_epoch`` starts with it."""
         lr = self._lr(stage, self.stage_epoch)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        warmup = self._warmup(stage, self.stage_epoch)
-        use_teacher = stage.teacher and self.teacher is not None
         self.student.train()
         self.extras.train()
+        return lr, self._warmup(stage, self.stage_epoch)
+
+    def _run_epoch(self, stage: StagePlan, s_store: dict, t_store: dict, bar) -> dict:
+        t0 = time.perf_counter()
+        lr, warmup = self._begin_epoch(stage)
+        use_teacher = stage.teacher and self.teacher is not None
         loader = self.train_loader
         loader.set_epoch(self.epochs_done)
         n_steps = len(loader)
