@@ -26,7 +26,8 @@ each function's docstring cites the paper of its measurement.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,25 @@ def _stage_list(names: Iterable[str] | str, arg: str) -> list[str]:
     return names
 
 
+@contextmanager
+def _evaluating(*models: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients for ``models`` inside the block; their modes are restored after."""
+    modes = [m.training for m in models]
+    for m in models:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, was in zip(models, modes):
+            m.train(was)
+
+
+def _check_batch_size(batch_size: object) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 def _paired_logits(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, batch_size: int,
                    names: tuple[str, str] = ("student", "teacher")):
     """Yield ``(z_a, z_b, n)``: both networks' (n, K) logits on each batch of ``x`` (moved to
@@ -61,24 +81,16 @@ def _paired_logits(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor, batch_si
             different shapes (named by ``names``).
     """
     check_tensor(x, "x", 4, "(N, 3, H, W)")                  # also rejects an empty x
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     device = _device_of(net_a)
-    modes = (net_a.training, net_b.training)
-    net_a.eval()
-    net_b.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                za, zb = net_a(xb), net_b(xb)
-                if za.shape != zb.shape:
-                    raise ValueError(f"{names[0]} and {names[1]} logits must have the same shape (B, K), got "
-                                     f"{tuple(za.shape)} and {tuple(zb.shape)}")
-                yield za, zb, len(xb)
-    finally:
-        net_a.train(modes[0])
-        net_b.train(modes[1])
+    with _evaluating(net_a, net_b):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            za, zb = net_a(xb), net_b(xb)
+            if za.shape != zb.shape:
+                raise ValueError(f"{names[0]} and {names[1]} logits must have the same shape (B, K), got "
+                                 f"{tuple(za.shape)} and {tuple(zb.shape)}")
+            yield za, zb, len(xb)
 
 
 def attention_maps(model: nn.Module, x: torch.Tensor, stages: Iterable[str] | str, mode: str = "sum_p",
@@ -100,14 +112,9 @@ def attention_maps(model: nn.Module, x: torch.Tensor, stages: Iterable[str] | st
     """
     check_tensor(x, "x", 4, "(N, 3, H, W)")
     names = _stage_list(stages, "stages")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), capture(model, names) as feats:
-            model(x.to(_device_of(model)))
-            return {n: attention_map(feats[n], p=p, mode=mode).float().cpu() for n in names}
-    finally:
-        model.train(was_training)
+    with _evaluating(model), capture(model, names) as feats:
+        model(x.to(_device_of(model)))
+        return {n: attention_map(feats[n], p=p, mode=mode).float().cpu() for n in names}
 
 
 def attention_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
@@ -135,26 +142,18 @@ def attention_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
     pairs = [tuple(pair) for pair in pairs]
     if not pairs or any(len(pair) != 2 for pair in pairs):
         raise ValueError(f"pairs must be a non-empty list of (student_stage, teacher_stage), got {pairs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     s_names, t_names = [s for s, _ in pairs], [t for _, t in pairs]
     device = _device_of(student)
-    modes = (student.training, teacher.training)
-    student.eval()
-    teacher.eval()
     total, size = {t: 0.0 for t in t_names}, {}
-    try:
-        with torch.no_grad(), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                student(xb)
-                teacher(xb)
-                for s, t in pairs:
-                    total[t] += at_loss(fs[s], ft[t], p=p).item() * len(xb)
-                    size[t] = min(fs[s].shape[-2], ft[t].shape[-2]) * min(fs[s].shape[-1], ft[t].shape[-1])
-    finally:
-        student.train(modes[0])
-        teacher.train(modes[1])
+    with _evaluating(student, teacher), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            for s, t in pairs:
+                total[t] += at_loss(fs[s], ft[t], p=p).item() * len(xb)
+                size[t] = min(fs[s].shape[-2], ft[t].shape[-2]) * min(fs[s].shape[-1], ft[t].shape[-1])
     return {t: (total[t] / len(x), size[t]) for t in t_names}
 
 
@@ -221,21 +220,15 @@ def fsp_matrices(model: nn.Module, x: torch.Tensor, stages: Iterable[str], batch
     """
     check_tensor(x, "x", 4, "(N, 3, H, W)")
     names = _fsp_stages(stages, "stages")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     from .losses import fsp_matrix
 
     out: dict[str, list[torch.Tensor]] = {p: [] for p in _fsp_pairs(names)}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), capture(model, names) as feats:
-            for i in range(0, len(x), batch_size):
-                model(x[i:i + batch_size].to(_device_of(model)))
-                for pair, a, b in zip(out, names[:-1], names[1:]):
-                    out[pair].append(fsp_matrix(feats[a], feats[b]).float().cpu())
-    finally:
-        model.train(was_training)
+    with _evaluating(model), capture(model, names) as feats:
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size].to(_device_of(model)))
+            for pair, a, b in zip(out, names[:-1], names[1:]):
+                out[pair].append(fsp_matrix(feats[a], feats[b]).float().cpu())
     return {pair: torch.cat(mats) for pair, mats in out.items()}
 
 
@@ -269,8 +262,7 @@ def fsp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     t_names = s_names if teacher_stages is None else _fsp_stages(teacher_stages, "teacher_stages")
     if len(t_names) != len(s_names):
         raise ValueError(f"teacher_stages must name as many stages as stages ({len(s_names)}), got {t_names!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     if len(x) == 0:
         raise ValueError("x must hold at least one image, got shape (0, ...)")
     from .losses import fsp_loss, fsp_matrix
@@ -278,22 +270,15 @@ def fsp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     pairs = _fsp_pairs(s_names)
     total = {p: 0.0 for p in pairs}
     device = _device_of(student)
-    modes = (student.training, teacher.training)
-    student.eval()
-    teacher.eval()
-    try:
-        with torch.no_grad(), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                student(xb)
-                teacher(xb)
-                for k, pair in enumerate(pairs):
-                    g_s = fsp_matrix(fs[s_names[k]], fs[s_names[k + 1]])
-                    g_t = fsp_matrix(ft[t_names[k]], ft[t_names[k + 1]])
-                    total[pair] += fsp_loss([g_s], [g_t]).item() * len(xb)
-    finally:
-        student.train(modes[0])
-        teacher.train(modes[1])
+    with _evaluating(student, teacher), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            for k, pair in enumerate(pairs):
+                g_s = fsp_matrix(fs[s_names[k]], fs[s_names[k + 1]])
+                g_t = fsp_matrix(ft[t_names[k]], ft[t_names[k + 1]])
+                total[pair] += fsp_loss([g_s], [g_t]).item() * len(xb)
     return {p: total[p] / len(x) for p in pairs}
 
 
@@ -369,23 +354,15 @@ def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages
     if len(t_names) != len(s_names):
         raise ValueError(f"teacher_stages must name as many stages as stages ({len(s_names)}), got {t_names!r}")
     k = check_int_at_least(k, "k", 1)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     device = _device_of(student)
-    modes = (student.training, teacher.training)
-    student.eval()
-    teacher.eval()
     total = 0.0
-    try:
-        with torch.no_grad(), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                student(xb)
-                teacher(xb)
-                total += kdsvd_loss([fs[n] for n in s_names], [ft[n] for n in t_names], k).item() * len(xb)
-    finally:
-        student.train(modes[0])
-        teacher.train(modes[1])
+    with _evaluating(student, teacher), capture(student, s_names) as fs, capture(teacher, t_names) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            total += kdsvd_loss([fs[n] for n in s_names], [ft[n] for n in t_names], k).item() * len(xb)
     return total / len(x)
 
 
@@ -488,29 +465,21 @@ def exit_divergence(student: nn.Module, extras: nn.ModuleDict, method, x: torch.
 
     check_tensor(x, "x", 4, "(N, 3, H, W)")
     t = check_positive(temperature, "temperature")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     device = _device_of(student)
-    modes = (student.training, extras.training)
-    student.eval()
-    extras.eval()
     kl: dict[str, float] = {}
     agree: dict[str, float] = {}
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size].to(device)
-                z_c = student(xb).float()
-                exits = {k: v for k, v in method.heads(xb, student, extras).items() if k.startswith("exit")}
-                if not exits:
-                    raise ValueError(f"method.heads gave no exit<k> head (got {sorted(method.heads(xb, student, extras))})")
-                top_c = z_c.argmax(1)
-                for name, z in exits.items():
-                    kl[name] = kl.get(name, 0.0) + kd_loss(z.float(), z_c, t).item() / (t * t) * len(xb)
-                    agree[name] = agree.get(name, 0.0) + (z.argmax(1) == top_c).sum().item()
-    finally:
-        student.train(modes[0])
-        extras.train(modes[1])
+    with _evaluating(student, extras):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            z_c = student(xb).float()
+            exits = {k: v for k, v in method.heads(xb, student, extras).items() if k.startswith("exit")}
+            if not exits:
+                raise ValueError(f"method.heads gave no exit<k> head (got {sorted(method.heads(xb, student, extras))})")
+            top_c = z_c.argmax(1)
+            for name, z in exits.items():
+                kl[name] = kl.get(name, 0.0) + kd_loss(z.float(), z_c, t).item() / (t * t) * len(xb)
+                agree[name] = agree.get(name, 0.0) + (z.argmax(1) == top_c).sum().item()
     return {name: {"kl": kl[name] / len(x), "agreement": agree[name] / len(x)} for name in kl}
 
 
