@@ -118,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Manage the cache of teachers and baseline students.")
     zsub = q.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", parser_class=_Parser)
     zsub.required = True
-    w = zsub.add_parser("warm", help="train/load the budget's teacher and baseline students",
-                        description="Train (or load) the budget's default teacher (seed 0) and its baseline "
-                                    "students for the given seeds.")
+    w = zsub.add_parser("warm", help="train/load what the budget's notebooks share",
+                        description="Train (or load) the budget's default teacher (seed 0), its baseline "
+                                    "students for the given seeds and, unless --teachers-only, the shared runs: "
+                                    "the KD students and the teacher -> assistant links (kdteach.zoo.warm).")
     w.add_argument("--budget", help=f"one of {budgets} (default: KDTEACH_BUDGET)")
     w.add_argument("--seeds", type=_int, nargs="+", default=None,
                    help="baseline student seeds (default: the budget's seeds)")
     w.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.add_argument("--teachers-only", action="store_true",
+                   help="only the teacher and the students alone, not the shared KD and assistant runs")
 
     q = sub.add_parser("notebooks", help="export, run or check the course notebooks",
                        description="Export monolingual copies of the notebooks, re-execute them, check them, "
@@ -215,7 +218,8 @@ def _cmd_results(args) -> int:
 def _cmd_zoo(args) -> int:
     from . import zoo
 
-    summary = zoo.warm(budget=args.budget, seeds=args.seeds, progress=not args.quiet, verbose=True)
+    summary = zoo.warm(budget=args.budget, seeds=args.seeds, progress=not args.quiet, verbose=True,
+                       runs=not args.teachers_only)
     students = ", ".join(f"seed {s}: {a:.2f}%" for s, a in summary["students"].items())
     print(f"teacher {summary['teacher']:.2f}%; students {students}")
     return 0

@@ -77,7 +77,7 @@ def _file_lock(path: Path, verbose: bool):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _load(path: Path, arch: str, num_classes: int) -> tuple[nn.Module, dict]:
+def _load(path: Path, arch: str, num_classes: int, extras=None) -> tuple[nn.Module, dict, nn.Module | None]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != CACHE_FORMAT or state.get("arch") != arch:
         raise ValueError(f"{path} is not a kdteach cached {arch} (format {CACHE_FORMAT}); delete it to retrain")
@@ -88,13 +88,22 @@ def _load(path: Path, arch: str, num_classes: int) -> tuple[nn.Module, dict]:
     record = state["record"]
     model.kd_test_acc = float(record["last_acc"])
     model.kd_record = record
-    return model, record
+    trained = None
+    if extras is not None:
+        if state.get("extras") is None:
+            raise ValueError(f"{path} holds no trained extras; delete it to retrain")
+        trained = extras(model)
+        trained.load_state_dict(state["extras"])
+        trained.to(config.default_device(), memory_format=torch.channels_last).eval()
+    return model, record, trained
 
 
-def _save(path: Path, model: nn.Module, arch: str, role: str, num_classes: int, record: dict) -> Path:
+def _save(path: Path, model: nn.Module, arch: str, role: str, num_classes: int, record: dict,
+          extras: nn.Module | None = None) -> Path:
+    cpu = lambda m: {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
     state = {"format": CACHE_FORMAT, "arch": arch, "role": role, "num_classes": num_classes,
-             "key": path.stem, "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-             "record": dict(record)}
+             "key": path.stem, "state_dict": cpu(model), "record": dict(record),
+             "extras": None if extras is None else cpu(extras)}
     return atomic_torch_save(state, path)
 
 
@@ -113,26 +122,31 @@ def save_to_cache(role: str, model: nn.Module, budget: Budget, seed: int, record
     return _save(cache_path(role, arch, budget, seed), model, arch, role, NUM_CLASSES[budget.dataset], record)
 
 
-def cached_model(path: Path, arch: str, num_classes: int, train, *, role: str, label: str, verbose: bool = True
-                 ) -> tuple[nn.Module, dict, str]:
+def cached_model(path: Path, arch: str, num_classes: int, train, *, role: str, label: str, verbose: bool = True,
+                 extras=None):
     """Load the model cached at ``path``, or train it with ``train()`` and cache it there first.
 
-    The one caching rule of kdteach (teachers, baselines, the links of a chain): an exclusive file
-    lock around training, so a second process waits and then loads; an atomic write; the record is
-    stored with the weights.
+    The one caching rule of kdteach (teachers, baselines, distillation runs and the links of a chain):
+    an exclusive file lock around training, so a second process waits and then loads; an atomic
+    write; the record is stored with the weights.
 
     Args:
         path: the cache file (``.pt``).
         arch: the model's zoo name (checked when loading).
         num_classes: its classes K.
-        train: a callable returning ``(trained model, run record)``; called only on a cache miss.
-        role: what the model is (``"teacher"``, ``"student"``, ``"link"``), stored in the file.
+        train: a callable returning ``(trained model, run record)`` (``(model, record, trained
+            extras)`` when ``extras`` is given); called only on a cache miss.
+        role: what the model is (``"teacher"``, ``"student"``, ``"run"``, ``"link"``), stored in the file.
         label: what is trained, for the message (e.g. ``"teacher tiny_teacher (cifar10, budget ci, seed 0)"``).
         verbose: print where the model is cached when training it.
+        extras: for a run whose trained extra modules are kept too (DML's peers, BYOT's exits, DAFL's
+            generator): a callable ``model -> nn.Module`` building their untrained structure, into
+            which the cached weights are loaded.
 
     Returns:
         ``(model, record, source)``: the model in eval mode on the default device (``kd_record``,
-        ``kd_test_acc`` and ``kd_arch`` set), its record, and ``"cached"`` or ``"trained in N s"``.
+        ``kd_test_acc`` and ``kd_arch`` set), its record, and ``"cached"`` or ``"trained in N s"``;
+        with ``extras``: ``(model, record, source, trained extras)``.
     """
     source = "cached"
     if not path.is_file():
@@ -141,11 +155,11 @@ def cached_model(path: Path, arch: str, num_classes: int, train, *, role: str, l
                 if verbose:
                     print(f"training {label}; cached afterwards in {path}", file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
-                model, record = train()
-                _save(path, model, arch, role, num_classes, record)
+                out = train()
+                _save(path, out[0], arch, role, num_classes, out[1], out[2] if extras is not None else None)
                 source = f"trained in {time.perf_counter() - t0:.0f} s"
-    model, record = _load(path, arch, num_classes)
-    return model, record, source
+    model, record, trained = _load(path, arch, num_classes, extras)
+    return (model, record, source) if extras is None else (model, record, source, trained)
 
 
 def _get_or_train(role: str, arch: str | None, dataset: str | None, budget: str | Budget | None, seed: int,
@@ -204,20 +218,41 @@ def student_baseline(arch: str | None = None, dataset: str | None = None, budget
 
 
 def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None, *, progress: bool | None = None,
-         verbose: bool = True) -> dict:
-    """Train or load the budget's default teacher (seed 0) and its baseline students for ``seeds``
-    (default: the budget's ``seeds``, those the notebooks run).
+         verbose: bool = True, runs: bool = True) -> dict:
+    """Fill the cache with what the notebooks of ``budget`` share, so that each notebook trains only
+    its own method: the default teacher (seed 0); for each of ``seeds`` (default: the budget's, those
+    the notebooks run) the student alone, and with ``runs``: the KD student (method ``kd`` at its
+    defaults, the reference of the response-based notebooks) and the teacher -> assistant links of
+    :data:`kdteach.methods.takd.GRADED_ASSISTANTS` for the budget's pair (the teachers of the
+    sequence-protocol notebooks). Runs come from :func:`kdteach.train.run_experiment` /
+    :func:`kdteach.train.run_chain`, cached by recipe (:mod:`kdteach.train.runcache`).
 
     Returns:
-        ``{"teacher": test_acc, "students": {seed: test_acc}}`` (percent).
+        ``{"teacher": test_acc, "students": {seed: test_acc}, "runs": {label: {seed: test_acc}}}``
+        (percent; ``runs`` empty without ``runs``).
     """
-    seeds = [int(s) for s in (get_budget(budget).seeds if seeds is None else seeds)]
-    t = teacher(budget=budget, seed=0, progress=progress, verbose=verbose)
+    from .methods.takd import GRADED_ASSISTANTS
+    from .train import run_chain, run_experiment
+
+    b = get_budget(budget)
+    seeds = [int(s) for s in (b.seeds if seeds is None else seeds)]
+    t = teacher(budget=b, seed=0, progress=progress, verbose=verbose)
     students = {}
     for s in seeds:
-        model, record = student_baseline(budget=budget, seed=s, progress=progress, verbose=verbose)
+        model, record = student_baseline(budget=b, seed=s, progress=progress, verbose=verbose)
         students[s] = record["last_acc"]
-    return {"teacher": t.kd_test_acc, "students": students}
+    shared: dict[str, dict[int, float]] = {}
+    if runs and seeds:
+        exp = run_experiment("kd", budget=b, seeds=seeds, teacher=t, progress=bool(progress))
+        shared["kd"] = {s: exp.runs[s].record["last_acc"] for s in seeds}
+        for a in GRADED_ASSISTANTS.get((b.teacher, b.student), ()):
+            label = f"{b.teacher} -> {a} (kd)"
+            shared[label] = {s: run_chain([b.teacher, a], "kd", budget=b, seed=s, teacher_model=t,
+                                          progress=bool(progress)).links[1].record["last_acc"] for s in seeds}
+        if verbose:
+            for label, accs in shared.items():
+                print(f"{label}: test accuracy " + ", ".join(f"seed {s} {v:.2f}%" for s, v in accs.items()), flush=True)
+    return {"teacher": t.kd_test_acc, "students": students, "runs": shared}
 
 
 __all__ = ["teacher", "student_baseline", "warm", "cache_key", "cache_path", "save_to_cache", "cached_model"]

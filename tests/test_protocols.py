@@ -320,7 +320,7 @@ def test_chain_resumes_link_by_link(chain_budget, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_mod.Trainer, "fit", killed_in_link_2)
     with pytest.raises(KeyboardInterrupt):
         T.run_chain(CHAIN, "kd", budget=chain_budget)
-    ckpts = list((tmp_path / "cache" / "chains").glob("tiny_student-*.ckpt.pt"))
+    ckpts = list((tmp_path / "cache" / "runs").glob("tiny_student-*.ckpt.pt"))
     assert len(ckpts) == 1                      # link 2's training checkpoint, after its first epoch
     monkeypatch.setattr(trainer_mod.Trainer, "fit", real_fit)
     resumed = T.run_chain(CHAIN, "kd", budget=chain_budget)

@@ -32,6 +32,14 @@ AUTO_ASSISTANTS = MappingProxyType({
     ("wrn_40_2", "wrn_16_2"): ("wrn_40_1",),
 })
 
+#: Assistants of graded size for a teacher -> student pair, larger first: what the takd notebook
+#: compares (accuracy against the teacher-student gap) and :func:`kdteach.zoo.warm` caches as the
+#: pair's shared teachers (the teacher -> assistant links).
+GRADED_ASSISTANTS = MappingProxyType({
+    ("tiny_teacher", "tiny_student"): ("tiny_assistant", "tiny_assistant_small"),
+    ("resnet32x4", "resnet8x4"): ("vgg8", "wrn_40_2"),
+})
+
 
 class TAKD(KD):
     """KD along the chain teacher -> assistants -> student; every link has KD's terms ``ce``, ``kd``."""

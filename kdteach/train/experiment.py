@@ -29,8 +29,9 @@ from torch import nn
 
 from .. import results
 from ..methods import Method
-from .api import _check_epochs, distill
+from .api import _check_epochs, _resolve_method, distill
 from .budgets import Budget, get_budget
+from .runcache import cached_run
 from .trainer import RunResult
 
 __all__ = ["Experiment", "Mechanism", "ResultCard", "binomial_se", "run_experiment"]
@@ -289,8 +290,10 @@ def run_experiment(method: str | Method, *, budget: str | Budget | None = None, 
                    progress: bool = False) -> Experiment:
     """Teacher, student alone and student with ``method`` under one budget, for every seed.
 
-    The teacher and the baselines come from the cache (trained on first use); each student with the
-    method is trained by :func:`distill` and its record saved. Every record is checked: accuracies
+    The teacher and the baselines come from the cache (trained on first use); so does each student
+    with the method (:func:`kdteach.train.runcache.cached_run`: trained and recorded on first use,
+    loaded whenever the same method, hyper-parameters, teacher, seed, recipe and code come again;
+    a sequence method's chain links are cached by :func:`kdteach.train.run_chain`). Every record is checked: accuracies
     are percentages and every logged loss term is finite. Nothing is asserted about which student
     is better: at small budgets that is within the seed noise.
 
@@ -317,8 +320,12 @@ def run_experiment(method: str | Method, *, budget: str | Budget | None = None, 
         teacher = zoo.teacher(budget=base, progress=progress, verbose=False)
     baselines = {s: zoo.student_baseline(budget=student_budget, seed=s, progress=progress, verbose=False)
                  for s in seeds}
-    runs = {s: distill(method, budget=student_budget, teacher=teacher, seed=s, hparams=hparams, progress=progress)
-            for s in seeds}
+    m = _resolve_method(method, hparams)
+    if m.protocol == "sequence":       # a chain: run_chain caches every link
+        runs = {s: distill(m, budget=student_budget, teacher=teacher, seed=s, progress=progress) for s in seeds}
+    else:                              # trained once per recipe, loaded afterwards (kdteach.train.runcache)
+        runs = {s: cached_run(m, student_budget, teacher=teacher if m.needs_teacher else None,
+                              student=student_budget.student, seed=s, progress=progress)[0] for s in seeds}
     name = runs[seeds[0]].record["method"]
     for s in seeds:
         _check_record(baselines[s][1])

@@ -4,15 +4,17 @@ TAKD (teacher -> assistant -> student), BAN's generations and Tf-KD's self-teach
 is an ordinary offline run (:func:`kdteach.train.distill`: one frozen teacher, one student), so it
 keeps every guarantee of that path; this module only adds what a chain needs:
 
-* **Cached links.** Link 0 is the zoo's cached teacher. Every later link is cached like the zoo's
-  teachers (:func:`kdteach.zoo.cached_model`: file lock, atomic write, record stored with the
-  weights) under a key that covers the whole chain up to it: the teacher's cache key, each link's
-  architecture, the method and its hyper-parameters, the student recipe and the seed. Two chains
-  that share a prefix share its links; changing anything upstream retrains downstream.
+* **Cached links.** Link 0 is the zoo's cached teacher. Every later link is a cached run
+  (:func:`kdteach.train.runcache.cached_run`, stored like the zoo's teachers by
+  :func:`kdteach.zoo.cached_model`: file lock, atomic write, record stored with the weights) under a
+  key that covers the whole chain up to it: the first teacher's run id, each link's architecture,
+  the method and its hyper-parameters, the student recipe, the seed and the code. Two chains that
+  share a prefix share its links; changing anything upstream retrains downstream; a one-link chain
+  ``[teacher, student]`` is the same run as :func:`kdteach.train.run_experiment`'s.
 * **Resumable link by link.** A chain killed in link i restarts from the cache for links < i and
   from link i's own training checkpoint (bit-exact, as any run), which is deleted once the link is
   cached.
-* **Linked records.** Link i's record has ``teacher`` = the chain so far joined by ``">"``
+* **Linked records** (:func:`kdteach.train.runcache.link_record`). Link i's record has ``teacher`` = the chain so far joined by ``">"``
   (``"tiny_teacher>tiny_assistant"`` for TAKD's student), so its run id, tables and the dashboard
   tell it from the direct teacher -> student run, and ``chain`` = ``{"archs": [...], "link": i,
   "previous": [run ids of links 1..i-1]}``.
@@ -20,17 +22,16 @@ keeps every guarantee of that path; this module only adds what a chain needs:
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from torch import nn
 
-from .. import config, results
 from ..data import NUM_CLASSES
 from ..methods import Method
-from .budgets import Budget, get_budget, recipe_hash
-from .trainer import check_pair, data_signature
+from .budgets import Budget, get_budget
+from .runcache import cached_run, run_key, teacher_key
+from .trainer import check_pair
 
 __all__ = ["Link", "Chain", "chain_key", "run_chain", "CHAIN_SEPARATOR"]
 
@@ -47,6 +48,7 @@ class Link:
     model: nn.Module
     record: dict
     source: str
+    extras: nn.ModuleDict = field(default_factory=nn.ModuleDict)
 
 
 @dataclass
@@ -80,16 +82,13 @@ class Chain:
 
 
 def chain_key(archs: Sequence[str], method: Method, budget: Budget, seed: int, teacher_key: str) -> str:
-    """File stem of the cached last link of ``archs``: ``<arch>-<dataset>-<budget>-s<seed>-<hash>``, the
-    hash covering the teacher's cache key, every architecture of the chain, the method and its
+    """File stem of the cached last link of ``archs`` (:func:`kdteach.train.runcache.run_key`): the
+    hash covers the teacher's key, every architecture of the chain, the method and its
     hyper-parameters (except those listed in the method's ``chain_hparams``, which only choose the
-    architectures: TAKD's ``assistants``), the student recipe and the data. So ``"auto"`` and the
-    names it stands for share their links, and a longer chain reuses the links of its prefix."""
-    structural = set(getattr(method, "chain_hparams", ()))     # they name the chain, which archs already keys
-    hparams = {k: v for k, v in method.hparams.items() if k not in structural}
-    payload = {"teacher": teacher_key, "archs": list(archs), "method": method.name, "hparams": hparams,
-               "recipe": budget.student_recipe(), "data": data_signature(budget), "seed": seed}
-    return f"{archs[-1]}-{budget.dataset}-{budget.name}-s{seed}-{recipe_hash(payload, 12)}"
+    architectures: TAKD's ``assistants``), the student recipe, the data, the seed and the code. So
+    ``"auto"`` and the names it stands for share their links, a longer chain reuses the links of its
+    prefix, and a one-link chain is the same run as :func:`kdteach.train.run_experiment`'s."""
+    return run_key(archs, method, budget, seed, teacher_key)
 
 
 def _check_archs(archs: Sequence[str], method: Method, k: int) -> tuple[str, ...]:
@@ -136,7 +135,7 @@ def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str 
             pair the method cannot train (checked for every link before any training).
     """
     from .. import zoo
-    from .api import _resolve_method, distill_offline
+    from .api import _resolve_method
 
     m = _resolve_method(method, hparams)
     b = get_budget(budget)
@@ -144,39 +143,22 @@ def run_chain(archs: Sequence[str], method: str | Method = "kd", *, budget: str 
     archs = _check_archs(archs, m, k)
     tb = b if teacher_budget is None else get_budget(teacher_budget)
     if teacher_model is None:
-        teacher = zoo.teacher(archs[0], budget=tb, seed=teacher_seed, progress=progress, verbose=verbose)
-        teacher_key = zoo.cache_key("teacher", archs[0], tb, teacher_seed)
-    else:
-        record = getattr(teacher_model, "kd_record", None)
-        if not isinstance(record, dict) or getattr(teacher_model, "kd_arch", None) != archs[0]:
-            raise ValueError(f"teacher_model must be a trained {archs[0]} carrying its run record (kd_record, "
-                             f"kd_arch), as the zoo's teachers do; got {type(teacher_model).__name__}")
-        teacher, teacher_key = teacher_model, f"record-{record['run_id']}"
-    links = [Link(0, archs[0], teacher, teacher.kd_record, "cached")]
+        teacher_model = zoo.teacher(archs[0], budget=tb, seed=teacher_seed, progress=progress, verbose=verbose)
+    elif not isinstance(getattr(teacher_model, "kd_record", None), dict) or getattr(teacher_model, "kd_arch", None) != archs[0]:
+        raise ValueError(f"teacher_model must be a trained {archs[0]} carrying its run record (kd_record, "
+                         f"kd_arch), as the zoo's teachers do; got {type(teacher_model).__name__}")
+    links = [Link(0, archs[0], teacher_model, teacher_model.kd_record, "cached")]
+    first = teacher_key(teacher_model)
     for i in range(1, len(archs)):
         prev = links[-1]
-        path = config.cache_dir() / "chains" / f"{chain_key(archs[:i + 1], m, b, seed, teacher_key)}.pt"
-        checkpoint = path.with_name(path.stem + ".ckpt.pt")
 
-        def train(i=i, prev=prev, checkpoint=checkpoint):
-            run = distill_offline(m, b, teacher=prev.model, student=archs[i], seed=seed, record=False,
-                                  progress=progress, checkpoint=checkpoint, verbose=False)
-            rec = dict(run.record)
-            rec["teacher"] = CHAIN_SEPARATOR.join(archs[:i])
-            rec["run_id"] = results.make_run_id(rec["method"], rec["student"], rec["teacher"], rec["dataset"],
-                                                rec["budget"], rec["seed"], rec["hparams"], rec["recipe"],
-                                                rec["device"])
-            rec["chain"] = {"archs": list(archs[:i + 1]), "link": i,
-                            "previous": [link.record["run_id"] for link in links[1:]]}
-            results.save_record(rec)
-            return run.student, rec
-
-        model, record, source = zoo.cached_model(path, archs[i], k, train, role="link",
-                                                 label=f"link {i} of {CHAIN_SEPARATOR.join(archs)}", verbose=verbose)
-        with contextlib.suppress(FileNotFoundError):
-            checkpoint.unlink()          # the link is cached; its training checkpoint is no longer needed
+        # link i: a cached run whose teacher is link i-1; keyed by the chain's first teacher and archs[:i+1]
+        run, source = cached_run(m, b, teacher=prev.model, student=archs[i], seed=seed, archs=archs[:i + 1],
+                                 progress=progress, key_teacher=first,
+                                 previous=[link.record["run_id"] for link in links[1:]],
+                                 label=f"link {i} of {CHAIN_SEPARATOR.join(archs)}")
         if verbose:
-            print(f"link {i} {archs[i]} (from {prev.arch}): test accuracy {record['last_acc']:.2f}% [{source}]",
+            print(f"link {i} {archs[i]} (from {prev.arch}): test accuracy {run.record['last_acc']:.2f}% [{source}]",
                   flush=True)
-        links.append(Link(i, archs[i], model, record, source))
+        links.append(Link(i, archs[i], run.student, run.record, source, run.extras))
     return Chain(archs=archs, method=m.name, budget=b, seed=seed, links=links)
