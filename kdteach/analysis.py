@@ -12,10 +12,20 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
 - :func:`fsp_matrices`, :func:`fsp_distance`: FSP matrices of a model and the FSP loss between two
   models over an image set (fsp notebook).
 - :func:`soft_target_kl`: KL from the teacher's softened outputs to the student's (kd, takd).
+- :func:`decoupled_kl`: that KL split into DKD's target-class and non-target-class parts (dkd).
 - :func:`dfv_distance`: the KD-SVD distance between two models' distilled feature vectors (kdsvd).
 - :func:`prediction_agreement`: top-1 agreement of two models (takd, dafl).
 - :func:`symmetric_kl`: symmetric KL between two networks' predictions (dml: peers vs students alone).
 - :func:`exit_divergence`: KL from a self-distilled network's deepest classifier to each exit (byot).
+- :func:`class_probability_matrix`, :func:`class_relations`, :func:`class_relation_distance`: the
+  K×K mean predicted distribution per true class, its wrong-class rows renormalised, and how
+  differently two of them spread the wrong-class probability;
+  :func:`kd_gradient_norms`: per-image KD and CE gradients against the teacher's confidence
+  (understanding_kd).
+- :func:`virtual_teacher_kl`: KL from Tf-KD reg's virtual-teacher target to a model's predictions;
+  :func:`prediction_entropy`: the mean entropy of a model's predictions (tfkd).
+- :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
+  softened predictions) between two models over an image set (mlkd).
 
 Mean and spread over seeds: :func:`kdteach.results.mean_std`.
 
@@ -37,7 +47,9 @@ from .features import capture
 from .losses import at_loss, attention_map, normalize_map
 from .losses._validate import check_tensor
 
-__all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence"]
+__all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "decoupled_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence",
+           "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
+           "virtual_teacher_kl", "prediction_entropy", "similarity_distance"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -314,6 +326,56 @@ def soft_target_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temp
     return total / len(x)
 
 
+def decoupled_kl(student: nn.Module, teacher: nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                 temperature: float, batch_size: int = 500) -> dict[str, float]:
+    """KL from the teacher's softened outputs to the student's, split as DKD splits it, over all images.
+
+    Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022, Sec. 3: with b = [p_t, 1 − p_t] the
+    target-vs-rest probabilities and p̂ the distribution among the non-target classes (t = the
+    image's label, p = softmax(z / T)), the mean over the N images of
+
+    - ``"tckd"``: KL(b_teacher ‖ b_student), the target-class part;
+    - ``"nckd"``: KL(p̂_teacher ‖ p̂_student), the non-target part, which DKD weights by β;
+    - ``"kl"``: KL(p_teacher ‖ p_student) = tckd + (1 − p_t,teacher) · nckd image by image (the same
+      quantity as :func:`soft_target_kl`);
+
+    in nats, *without* the T² of the losses: :func:`kdteach.losses.dkd_terms` and
+    :func:`kdteach.losses.kd_loss` divided by T², weighted by batch size. 0 for a student equal to
+    its teacher; lower is closer.
+
+    Args:
+        student, teacher: classifiers returning (B, K) logits, on the same device (both run in eval
+            mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images (moved to the models' device batch by batch).
+        labels: (N,) integer ground-truth labels of ``x`` (the "target" class of each image).
+        temperature: T > 0 (the dkd method's ``temperature``, 4 by default).
+        batch_size: images per forward pass.
+
+    Returns:
+        ``{"tckd": float, "nckd": float, "kl": float}`` (nats, >= 0).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``labels`` not (N,) class indices in [0, K),
+            ``temperature`` not > 0, ``batch_size`` not a positive int, or logits of different shapes.
+    """
+    from .losses import dkd_terms, kd_loss
+    from .losses._validate import check_positive
+
+    t = check_positive(temperature, "temperature")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != len(x):
+        raise ValueError(f"labels must be a ({len(x)},) tensor of class indices, one per image of x, got "
+                         f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
+    sums = {"tckd": 0.0, "nckd": 0.0, "kl": 0.0}
+    start = 0
+    for zs, zt, n in _paired_logits(student, teacher, x, batch_size):
+        y = labels[start:start + n].to(zs.device)
+        start += n
+        tckd, nckd = dkd_terms(zs, zt, y, t)
+        for key, value in (("tckd", tckd), ("nckd", nckd), ("kl", kd_loss(zs, zt, t))):
+            sums[key] += value.item() / (t * t) * n
+    return {key: value / len(x) for key, value in sums.items()}
+
+
 def dfv_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stages: Iterable[str],
                  teacher_stages: Iterable[str] | None = None, k: int = 1, batch_size: int = 500) -> float:
     """DFV distance to the teacher: :func:`kdteach.losses.kdsvd_loss` between the student's and the
@@ -483,3 +545,287 @@ def exit_divergence(student: nn.Module, extras: nn.ModuleDict, method, x: torch.
     return {name: {"kl": kl[name] / len(x), "agreement": agree[name] / len(x)} for name in kl}
 
 
+
+
+def _check_class_labels(labels: object, n: int, k: int) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool \
+            or labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must be a ({n},) integer tensor of class indices, one per row, got "
+                         f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}"
+                         f"{' dtype ' + str(labels.dtype) if isinstance(labels, torch.Tensor) else ''}")
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(f"labels must hold class indices in [0, {k}), got values in "
+                         f"[{int(labels.min())}, {int(labels.max())}]")
+    return labels.long()
+
+
+def class_probability_matrix(probs: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
+                             ) -> torch.Tensor:
+    """The K×K class-similarity matrix of a set of predictions: row i is the mean predicted
+    distribution over the images whose true class is i.
+
+    With a teacher's softened outputs this is the "dark knowledge" matrix of the kd notebook: its
+    off-diagonal entries say which classes the teacher finds alike, the domain knowledge that Tang
+    et al. ("Understanding and Improving Knowledge Distillation", arXiv:2002.03532, 2020) call the
+    second level of a teacher's knowledge. Compare two matrices with :func:`class_relation_distance`.
+
+    Args:
+        probs: (N, K) predicted distributions (e.g. ``softened_probs(logits, T)``), on any device.
+        labels: (N,) integer true classes in [0, K).
+        num_classes: K (default ``probs.shape[1]``; must equal it).
+
+    Returns:
+        (K, K) float32 tensor on the CPU; each row of a class present in ``labels`` sums to the mean
+        row sum of ``probs`` (1 for distributions); rows of absent classes are 0.
+
+    Raises:
+        ValueError: ``probs`` not (N, K), ``labels`` not (N,) class indices, ``num_classes`` not K.
+    """
+    check_tensor(probs, "probs", 2, "(N, K)")
+    n, k = probs.shape
+    if num_classes is not None and num_classes != k:
+        raise ValueError(f"num_classes must equal probs.shape[1] = {k}, got {num_classes!r}")
+    y = _check_class_labels(labels, n, k).cpu()
+    p = probs.detach().float().cpu()
+    counts = torch.bincount(y, minlength=k).clamp_min(1).float()
+    return torch.zeros(k, k).index_add_(0, y, p) / counts[:, None]
+
+
+def class_relations(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
+    """The relation rows of a class-similarity matrix: row i of ``matrix`` without its diagonal
+    entry, renormalised to sum to 1, i.e. among the wrong classes, where the probability of class-i
+    images goes (the diagonal of the result is 0).
+
+    It drops how much probability the true class gets (confidence, temperature, smoothing) and keeps
+    which classes are alike, the domain knowledge of Tang et al. ("Understanding and Improving
+    Knowledge Distillation", arXiv:2002.03532, 2020, second level). Uniform relations are
+    1/(K − 1) off the diagonal.
+
+    Args:
+        matrix: (K, K) non-negative matrix, K >= 3 (e.g. :func:`class_probability_matrix`), every row
+            with positive off-diagonal mass.
+        name: the argument's name in error messages.
+
+    Returns:
+        (K, K) float64 CPU tensor, zero diagonal, each row summing to 1.
+
+    Raises:
+        ValueError: not (K, K) with K >= 3, negative entries, or a row whose off-diagonal entries are
+            all 0 (its relations are undefined).
+    """
+    check_tensor(matrix, name, 2, "(K, K)")
+    if matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 3:
+        raise ValueError(f"{name} must be a square (K, K) matrix with K >= 3, got shape {tuple(matrix.shape)}")
+    m = matrix.detach().double().cpu()
+    off = m * (1 - torch.eye(m.shape[0], dtype=m.dtype))
+    mass = off.sum(dim=1, keepdim=True)
+    if (off < 0).any() or (mass <= 0).any():
+        raise ValueError(f"{name} must be non-negative with positive off-diagonal mass in every row "
+                         f"(got row masses {[round(v, 4) for v in mass.squeeze(1).tolist()]})")
+    return off / mass
+
+
+def class_relation_distance(matrix: torch.Tensor, reference: torch.Tensor) -> float:
+    """How differently two class-similarity matrices spread their wrong-class probability: the mean
+    over classes i of the total-variation distance ½ Σ_j |r_ij − r'_ij| between their relation rows
+    (:func:`class_relations`).
+
+    It ignores how much probability the true class gets and compares only which classes are alike
+    (Tang et al., arXiv:2002.03532, 2020, second level). The value lies in [0, 1]; 0 for identical
+    relations; lower is closer.
+
+    Args:
+        matrix, reference: (K, K) non-negative matrices of the same shape, K >= 3, every row with
+            positive off-diagonal mass (e.g. two :func:`class_probability_matrix` results).
+
+    Returns:
+        The mean total-variation distance (float in [0, 1]).
+
+    Raises:
+        ValueError: as :func:`class_relations`, or matrices of different shapes.
+    """
+    a, b = class_relations(matrix, "matrix"), class_relations(reference, "reference")
+    if a.shape != b.shape:
+        raise ValueError(f"matrix and reference must have the same shape, got {tuple(matrix.shape)} and "
+                         f"{tuple(reference.shape)}")
+    return float(0.5 * (a - b).abs().sum(dim=1).mean())
+
+
+def kd_gradient_norms(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float, target_probs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Per-image gradients of the KD term and of the cross-entropy with respect to the student's
+    logits, next to the teacher's confidence: Tang et al.'s gradient rescaling by instance difficulty
+    ("Understanding and Improving Knowledge Distillation", arXiv:2002.03532, 2020, third level).
+
+    For image i with label y, p_s = softmax(z_s / T) and the target q = softmax(z_t / T) (or
+    ``target_probs``), the KD term T² · KL(q ‖ p_s) has gradient T · (p_s − q) with respect to
+    z_s, and the cross-entropy CE(softmax(z_s), y) has gradient softmax(z_s) − onehot(y). These are
+    the per-image gradients (the batch losses average them, dividing by B). Closed forms, checked
+    against autograd in the tests and the notebook.
+
+    Args:
+        student_logits: (N, K) student logits z_s.
+        teacher_logits: (N, K) teacher logits z_t (its confidence is measured at T = 1).
+        labels: (N,) integer true classes in [0, K).
+        temperature: T > 0 of the KD term.
+        target_probs: optional (N, K) distributions q replacing softmax(z_t / T) as the KD target
+            (a smoothed label, a permuted teacher); the confidence stays the teacher's.
+
+    Returns:
+        dict of (N,) float32 CPU tensors: ``"teacher_confidence"`` softmax(z_t)(y) at T = 1;
+        ``"kd"`` and ``"ce"``, the L2 norms of the two gradients; ``"kd_target"`` T · (p_s(y) − q(y))
+        and ``"ce_target"`` softmax(z_s)(y) − 1, their components on the true class's logit.
+
+    Raises:
+        ValueError: logits not (N, K) of the same shape, ``labels`` not (N,) class indices,
+            ``temperature`` not > 0, ``target_probs`` of another shape.
+    """
+    from .losses import softened_probs
+    from .losses._validate import check_positive, check_same_shape
+
+    check_tensor(student_logits, "student_logits", 2, "(N, K)")
+    check_tensor(teacher_logits, "teacher_logits", 2, "(N, K)")
+    check_same_shape(student_logits, "student_logits", teacher_logits, "teacher_logits")
+    t = check_positive(temperature, "temperature")
+    n, k = student_logits.shape
+    y = _check_class_labels(labels, n, k).to(student_logits.device)[:, None]
+    with torch.no_grad():
+        z_s, z_t = student_logits.detach().float(), teacher_logits.detach().float()
+        if target_probs is None:
+            q = softened_probs(z_t, t)
+        else:
+            check_tensor(target_probs, "target_probs", 2, "(N, K)")
+            check_same_shape(student_logits, "student_logits", target_probs, "target_probs")
+            q = target_probs.detach().float()
+        g_kd = t * (softened_probs(z_s, t) - q)
+        p1 = softened_probs(z_s, 1.0)
+        g_ce = p1 - torch.zeros_like(p1).scatter_(1, y, 1.0)
+        out = {"teacher_confidence": softened_probs(z_t, 1.0).gather(1, y).squeeze(1),
+               "kd": g_kd.norm(dim=1), "ce": g_ce.norm(dim=1),
+               "kd_target": g_kd.gather(1, y).squeeze(1), "ce_target": g_ce.gather(1, y).squeeze(1)}
+    return {key: value.cpu() for key, value in out.items()}
+
+
+def _model_logits(model: nn.Module, x: torch.Tensor, batch_size: int):
+    """Yield ``(z, i, n)``: ``model``'s (n, K) logits on the batch ``x[i:i + n]`` (moved to its device),
+    in eval mode without gradients; its mode is restored afterwards."""
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(model)
+    with _evaluating(model):
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            yield model(xb), i, len(xb)
+
+
+def virtual_teacher_kl(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, correct_prob: float = 0.99,
+                       temperature: float = 20.0, batch_size: int = 500) -> float:
+    """Mean KL divergence from Tf-KD reg's virtual-teacher target to a model's predictions over ``x``.
+
+    ``(1/N) Σ_n KL(softmax(p^d_n / T) ‖ softmax(z_n))`` in nats, with p^d the manually designed
+    teacher of Yuan et al., "Revisiting Knowledge Distillation via Label Smoothing Regularization",
+    CVPR 2020, Sec. 5 (``correct_prob`` on the image's label, the rest spread evenly) softened as the
+    authors' code does (:func:`kdteach.losses.virtual_teacher_target`): the quantity
+    :func:`kdteach.losses.tfkd_reg_loss` averages over a batch, weighted by batch size so the result
+    is the mean over all N images. Lower: the model's predictions are closer to that (nearly
+    uniform) target, i.e. less confident. The tfkd notebook's mechanism check.
+
+    Args:
+        model: a classifier returning (B, K) logits (run in eval mode, no gradients; mode restored).
+        x: (N, 3, H, W) normalised images (moved to the model's device batch by batch).
+        labels: (N,) integer labels in [0, K) of ``x``.
+        correct_prob: a in (0, 1] (the code's 0.99); temperature: T > 0 of the target.
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean KL divergence (float, nats, >= 0).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``labels`` not N class indices in [0, K),
+            ``correct_prob`` outside (0, 1], ``temperature`` not > 0, ``batch_size`` not a positive int.
+    """
+    from .losses import tfkd_reg_loss
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.shape[0] != len(x):
+        raise ValueError(f"labels must be a ({len(x)},) tensor of class indices, one per image of x, got "
+                         f"{tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__}")
+    total = 0.0
+    for z, i, n in _model_logits(model, x, batch_size):
+        total += tfkd_reg_loss(z, labels[i:i + n].to(z.device), correct_prob, temperature).item() * n
+    return total / len(x)
+
+
+def prediction_entropy(model: nn.Module, x: torch.Tensor, temperature: float = 1.0, batch_size: int = 500) -> float:
+    """Mean Shannon entropy, in nats, of a model's predictive distribution softmax(z / T) over ``x``.
+
+    ``(1/N) Σ_n H(softmax(z_n / T))``, between 0 (one-hot predictions) and log K (uniform). Label
+    smoothing and distillation from soft targets make a network less confident, which raises it
+    (Müller, Kornblith, Hinton, "When Does Label Smoothing Help?", NeurIPS 2019; Yuan et al.,
+    CVPR 2020, Sec. 3: KD is a learned label smoothing). The tfkd notebook compares students trained
+    alone, with Tf-KD self and with Tf-KD reg by it.
+
+    Args:
+        model: a classifier returning (B, K) logits (run in eval mode, no gradients; mode restored).
+        x: (N, 3, H, W) normalised images (moved to the model's device batch by batch).
+        temperature: T > 0 (1: the model's own predictions).
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean entropy (float, nats, in [0, log K]).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or empty, ``temperature`` not > 0, ``batch_size`` not a
+            positive int.
+    """
+    from .losses import softened_probs
+    from .losses._validate import check_positive
+
+    t = check_positive(temperature, "temperature")
+    total = 0.0
+    for z, _i, n in _model_logits(model, x, batch_size):
+        p = softened_probs(z, t)
+        total += float(-(p * p.clamp_min(1e-30).log()).sum(dim=1).sum())
+    return total / len(x)
+
+
+def similarity_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, temperature: float = 4.0,
+                        batch_size: int = 128) -> dict[str, float]:
+    """MLKD's batch- and class-level distances between two models, averaged over batches of ``x``.
+
+    Jin, Wang, Lin, "Multi-level Logit Distillation", CVPR 2023: with P = softmax(z / T) (B, K) the
+    softened predictions of a batch, the batch level compares the B x B matrices P Pᵀ and the class
+    level the K x K matrices PᵀP of student and teacher (:func:`kdteach.losses.mlkd_batch_loss`,
+    :func:`kdteach.losses.mlkd_class_loss`, unweighted, at one temperature). ``x`` is cut into
+    consecutive batches of ``batch_size`` images in its order; a last, smaller batch is left out,
+    because both quantities grow with B and every batch should count alike. The result is the mean
+    over the batches. 0 when the student's softened predictions equal the teacher's; lower is closer.
+
+    Args:
+        student, teacher: classifiers returning (B, K) logits, on the same device (both run in eval
+            mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images, N >= ``batch_size`` (moved to the models' device batch by batch).
+        temperature: T > 0 (MLKD's base temperature, 4).
+        batch_size: B, images per batch (use the training batch size to measure what the loss saw).
+
+    Returns:
+        ``{"batch": float, "class": float}``, both >= 0.
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or with fewer than ``batch_size`` images, ``temperature``
+            not > 0, ``batch_size`` not a positive int, or logits of different shapes.
+    """
+    from .losses import mlkd_batch_loss, mlkd_class_loss
+    from .losses._validate import check_positive
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    t = check_positive(temperature, "temperature")
+    _check_batch_size(batch_size)
+    full = (len(x) // batch_size) * batch_size
+    if full == 0:
+        raise ValueError(f"x must hold at least batch_size = {batch_size} images, got shape {tuple(x.shape)}")
+    sums = {"batch": 0.0, "class": 0.0}
+    for zs, zt, _n in _paired_logits(student, teacher, x[:full], batch_size):
+        sums["batch"] += mlkd_batch_loss(zs, zt, t).item()
+        sums["class"] += mlkd_class_loss(zs, zt, t).item()
+    return {k: v / (full // batch_size) for k, v in sums.items()}

@@ -267,6 +267,157 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int 
     return out.contiguous()
 
 
+#: The strong view's operations and magnitude ranges, as in FixMatch's RandAugment list that the MLKD
+#: authors' data code uses (14 operations; a magnitude is drawn uniformly in its range per image).
+#: Factors < 1 for brightness / colour / contrast / sharpness only weaken them; rotate in degrees,
+#: shear as a slope, translate as a fraction of the side, solarize as a threshold on 0..255 values.
+STRONG_AUGMENT_OPS: dict[str, tuple[float, float]] = {
+    "autocontrast": (0.0, 1.0), "brightness": (0.05, 0.95), "color": (0.05, 0.95),
+    "contrast": (0.05, 0.95), "equalize": (0.0, 1.0), "identity": (0.0, 1.0), "posterize": (4.0, 8.0),
+    "rotate": (-30.0, 30.0), "sharpness": (0.05, 0.95), "shear_x": (-0.3, 0.3), "shear_y": (-0.3, 0.3),
+    "solarize": (0.0, 256.0), "translate_x": (-0.3, 0.3), "translate_y": (-0.3, 0.3),
+}
+_GEOMETRIC_OPS = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
+_CUTOUT_GRAY = (125 / 255, 123 / 255, 114 / 255)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma (PIL's "L"), (B, 1, H, W)."""
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+
+
+def _affine(x: torch.Tensor, which: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """PIL's affine operations on (n, 3, H, W) in [0, 1]: image i gets ``_GEOMETRIC_OPS[which[i]]`` with
+    magnitude ``v[i]``. Output-to-input maps in normalised coordinates (pixel centres, as PIL samples
+    them), black fill, bilinear sampling (PIL's default is nearest); one ``grid_sample`` for all."""
+    n = x.shape[0]
+    which, v = which.to(x.device), v.to(x.device, x.dtype)
+    theta = torch.zeros(n, 2, 3, dtype=x.dtype, device=x.device)
+    a = torch.where(which == 0, -torch.deg2rad(v), torch.zeros_like(v))      # rotate: counter-clockwise
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a), torch.sin(a)
+    theta[:, 1, 0], theta[:, 1, 1] = -torch.sin(a), torch.cos(a)
+    shear_x, shear_y = which == 1, which == 2                                 # x_in = x + v y (PIL (1, v, 0, 0, 1, 0))
+    theta[:, 0, 1] += torch.where(shear_x, v, 0.0)
+    theta[:, 1, 0] += torch.where(shear_y, v, 0.0)
+    theta[:, 0, 2] = torch.where(shear_x, v, 0.0) + torch.where(which == 3, 2 * v, 0.0)   # translate: x_in = x + v W
+    theta[:, 1, 2] = torch.where(shear_y, v, 0.0) + torch.where(which == 4, 2 * v, 0.0)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _equalize(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel histogram equalisation on the 0..255 levels (the textbook CDF mapping)."""
+    b, c, h, w = x.shape
+    q = (x * 255).round().clamp(0, 255).long().reshape(b * c, h * w)
+    hist = torch.zeros(b * c, 256, dtype=x.dtype, device=x.device).scatter_add_(1, q, torch.ones_like(q, dtype=x.dtype))
+    cdf = hist.cumsum(1)
+    cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float(h * w))).amin(1, keepdim=True)
+    span = (h * w - cdf_min).clamp_min(1)
+    lut = ((cdf - cdf_min) / span).clamp(0, 1)
+    out = lut.gather(1, q).reshape(b, c, h, w)
+    flat = (span <= 1).reshape(b, c, 1, 1)          # one level only: leave the channel as it is
+    return torch.where(flat, x, out)
+
+
+def _augment_op(x: torch.Tensor, op: str, v: torch.Tensor) -> torch.Tensor:
+    """One operation of :data:`STRONG_AUGMENT_OPS` on the whole batch, magnitude ``v`` (B,) per image."""
+    f = v.view(-1, 1, 1, 1)
+    if op == "identity":
+        return x
+    if op == "autocontrast":
+        lo, hi = x.amin((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)
+        return torch.where(hi > lo, (x - lo) / (hi - lo).clamp_min(1e-12), x)
+    if op == "brightness":
+        return (f * x).clamp(0, 1)
+    if op == "color":
+        g = _gray(x)
+        return (g + f * (x - g)).clamp(0, 1)
+    if op == "contrast":
+        m = _gray(x).mean((2, 3), keepdim=True)
+        return (m + f * (x - m)).clamp(0, 1)
+    if op == "equalize":
+        return _equalize(x)
+    if op == "posterize":                   # keep the top int(v) bits of each 0..255 value
+        step = torch.exp2(8 - v.floor().clamp(1, 8)).view(-1, 1, 1, 1)
+        return torch.floor((x * 255).round() / step) * step / 255
+    if op == "sharpness":                   # blend with PIL's SMOOTH filter, borders kept
+        smooth = x.clone()                  # kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on the interior
+        smooth[:, :, 1:-1, 1:-1] = (9 * F.avg_pool2d(x, 3, stride=1) + 4 * x[:, :, 1:-1, 1:-1]) / 13
+        return (smooth + f * (x - smooth)).clamp(0, 1)
+    if op == "solarize":                    # invert the values at or above the threshold
+        return torch.where(x * 255 >= f, 1 - x, x)
+    if op in _GEOMETRIC_OPS:
+        return _affine(x, torch.full(v.shape, _GEOMETRIC_OPS.index(op), dtype=torch.long), v)
+    raise ValueError(f"op must be one of {', '.join(STRONG_AUGMENT_OPS)}, got {op!r}")
+
+
+def strong_augment(images: torch.Tensor, generator: torch.Generator, num_ops: int = 2,
+                   cutout: float = 0.5) -> torch.Tensor:
+    """A batched RandAugment-style strong view, done on the images' device (MLKD's strong view).
+
+    For each image, ``num_ops`` operations are drawn uniformly (with replacement) from the 14 of
+    :data:`STRONG_AUGMENT_OPS`, each with a magnitude drawn uniformly in its range, and applied in
+    turn; then a grey square of side ``u · cutout · W`` (u uniform in [0, 1]) at a random centre is
+    painted over it (Cutout). This is the FixMatch-style ``RandAugment(2, 10)`` + Cutout that the
+    MLKD authors' data code applies to its strong view (the magnitude 10 is unused there too: each
+    magnitude is random), re-implemented as tensor operations on a whole batch (the images that
+    drew the same operation are processed together). Differences from the PIL original: geometric
+    operations sample bilinearly (PIL: nearest), so edge pixels blend with the black fill; Equalize is
+    the textbook CDF mapping, a few grey levels off PIL's; values stay float (PIL rounds to uint8
+    after every operation).
+
+    Args:
+        images: float (B, 3, H, W) images in [0, 1] (not normalised; see :func:`denormalize`).
+        generator: a CPU ``torch.Generator``; all random choices are drawn from it, so the result
+            depends only on its state (the same on every device).
+        num_ops: operations per image (>= 0).
+        cutout: largest Cutout side as a fraction of the image side, in [0, 1] (0: no Cutout).
+
+    Returns:
+        Float tensor of the same shape, dtype and device, in [0, 1].
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be a (B, 3, H, W) tensor, got {type(images).__name__} "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}".rstrip())
+    if not images.is_floating_point():
+        raise ValueError(f"images must be float in [0, 1] (denormalised), got dtype {images.dtype}")
+    if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 0:
+        raise ValueError(f"num_ops must be an int >= 0, got {num_ops!r}")
+    if isinstance(cutout, bool) or not isinstance(cutout, (int, float)) or not 0.0 <= cutout <= 1.0:
+        raise ValueError(f"cutout must be a number in [0, 1], got {cutout!r}")
+    b, _, h, w = images.shape
+    dev = images.device
+    names = list(STRONG_AUGMENT_OPS)
+    out = images.clone()
+    for _ in range(num_ops):
+        pick = torch.randint(0, len(names), (b,), generator=generator)
+        u = torch.rand(b, generator=generator)
+        lo, hi = (torch.tensor([STRONG_AUGMENT_OPS[n][i] for n in names]) for i in (0, 1))
+        mag = lo[pick] + (hi[pick] - lo[pick]) * u                  # each image's magnitude in its op's range
+        geo = torch.tensor([n in _GEOMETRIC_OPS for n in names])[pick]
+        if bool(geo.any()):                                         # all geometric ops in one resampling
+            rows = geo.nonzero().flatten()
+            which = torch.tensor([_GEOMETRIC_OPS.index(n) if n in _GEOMETRIC_OPS else -1 for n in names])[pick[rows]]
+            out[rows.to(dev)] = _affine(out[rows.to(dev)], which, mag[rows])
+        for k in pick[~geo].unique().tolist():                     # the others, one op at a time
+            rows = (pick == k).nonzero().flatten()
+            idx = rows.to(dev)
+            out[idx] = _augment_op(out[idx], names[k], mag[rows].to(dev, images.dtype))
+    if cutout > 0:
+        side = (torch.rand(b, generator=generator) * cutout * w).to(dev)
+        cy = (torch.rand(b, generator=generator) * h).to(dev)
+        cx = (torch.rand(b, generator=generator) * w).to(dev)
+        y0, x0 = (cy - side / 2).clamp_min(0).floor(), (cx - side / 2).clamp_min(0).floor()
+        rows = torch.arange(h, device=dev, dtype=side.dtype)[None, :]
+        cols = torch.arange(w, device=dev, dtype=side.dtype)[None, :]
+        in_rows = (rows >= y0[:, None]) & (rows < y0[:, None] + side[:, None].round())
+        in_cols = (cols >= x0[:, None]) & (cols < x0[:, None] + side[:, None].round())
+        box = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)      # (B, 1, H, W)
+        gray = torch.tensor(_CUTOUT_GRAY, dtype=images.dtype, device=dev).view(1, 3, 1, 1)
+        out = torch.where(box, gray, out)
+    return out.contiguous()
+
+
 class DeviceLoader:
     """Iterate over (normalised images, labels) batches with the whole split held on a device.
 

@@ -2,7 +2,15 @@
 
 Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN §8):
 
-- :mod:`kdteach.losses.response`: :func:`kd_loss`, :func:`softened_probs` (Hinton et al.)
+- :mod:`kdteach.losses.response`: :func:`kd_loss`, :func:`softened_probs` (Hinton et al.);
+  :func:`mlkd_batch_loss`, :func:`mlkd_class_loss` (MLKD's batch and class levels)
+- :mod:`kdteach.losses.decoupled`: :func:`dkd_loss`, :func:`dkd_terms`, :func:`binary_probs`,
+  :func:`nontarget_probs` (DKD: KD split into TCKD and NCKD)
+- :mod:`kdteach.losses.soft_targets`: :func:`soft_target_loss`, :func:`smoothed_targets`,
+  :func:`matched_epsilon`, :func:`permute_nontarget` (Tang et al. 2020: KD against targets with
+  the teacher's knowledge removed level by level)
+- :mod:`kdteach.losses.tfkd`: :func:`virtual_teacher_probs`, :func:`virtual_teacher_target`,
+  :func:`tfkd_reg_loss` (Tf-KD reg's manually designed teacher, as the authors' code builds it)
 - :mod:`kdteach.losses.feature`: :func:`attention_map`, :func:`at_loss`, :func:`at_loss_paper` (AT);
   :func:`fsp_matrix`, :func:`fsp_loss` (FSP); :func:`kdsvd_loss` and its steps
   :func:`svd_features`, :func:`align_singular_vectors`, :func:`canonical_signs`, :func:`rbf_dfv`,
@@ -21,12 +29,32 @@ from .cam import class_activation_map, grad_cam, normalize_map
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
-from .response import kd_loss, softened_probs
+from .response import kd_loss, mlkd_batch_loss, mlkd_class_loss, softened_probs
+from .decoupled import binary_probs, dkd_loss, dkd_terms, nontarget_probs
+from .soft_targets import matched_epsilon, permute_nontarget, smoothed_targets, soft_target_loss
+from .tfkd import tfkd_reg_loss, virtual_teacher_probs, virtual_teacher_target
 
 __all__ = [
     # response
     "kd_loss",
     "softened_probs",
+    # response: MLKD
+    "mlkd_batch_loss",
+    "mlkd_class_loss",
+    # response: DKD
+    "dkd_loss",
+    "dkd_terms",
+    "binary_probs",
+    "nontarget_probs",
+    # response: Tang et al. (soft targets with levels of knowledge removed)
+    "soft_target_loss",
+    "smoothed_targets",
+    "matched_epsilon",
+    "permute_nontarget",
+    # response: Tf-KD reg (the virtual teacher)
+    "virtual_teacher_probs",
+    "virtual_teacher_target",
+    "tfkd_reg_loss",
     # feature: AT
     "ATTENTION_MODES",
     "attention_map",

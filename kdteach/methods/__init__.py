@@ -13,11 +13,16 @@ from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .at import AT
 from .byot import BYOT
 from .dafl import DAFL
+from .dkd import DKD
 from .dml import DML
+from .dot import DOT
 from .fsp import FSP
 from .kd import KD
 from .kdsvd import KDSVD
+from .mlkd import MLKD
 from .takd import TAKD
+from .tfkd import TfKDReg, TfKDSelf
+from .understanding_kd import KDLabelSmoothing, KDPermuted
 
 METHODS: dict[str, type[Method]] = {
     "student": Student,
@@ -29,6 +34,13 @@ METHODS: dict[str, type[Method]] = {
     "byot": BYOT,
     "takd": TAKD,
     "dafl": DAFL,
+    "dot": DOT,
+    "dkd": DKD,
+    "kd_ls": KDLabelSmoothing,
+    "kd_permuted": KDPermuted,
+    "tfkd_self": TfKDSelf,
+    "tfkd_reg": TfKDReg,
+    "mlkd": MLKD,
 }
 
 

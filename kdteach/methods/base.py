@@ -16,6 +16,10 @@ A method says
 * :meth:`Method.heads`: more networks or exits to evaluate every epoch (online and self protocols:
   DML's peers and their ensemble, BYOT's exits); peers and exits are extras, so one optimiser,
   one checkpoint and one resume path cover them.
+* :meth:`Method.optimizer` and :meth:`Method.backward`: the optimiser of a stage and how the loss
+  terms are back-propagated into it (default: the budget's SGD and one backward pass of the sum);
+  DOT supplies an optimiser with two momenta and back-propagates its task and distillation terms
+  separately.
 
 The trainer (:mod:`kdteach.train.trainer`) does everything else: data, teacher forward under
 ``torch.inference_mode()``, feature capture, optimiser, schedule, AMP, history, checkpoints.
@@ -228,6 +232,44 @@ class Method:
             default ``{}`` (the student is the only network).
         """
         return {}
+
+    # ------------------------------------------------------------------ optimisation
+    def optimizer(self, params: list[nn.Parameter], budget, lr: float) -> torch.optim.Optimizer:
+        """The optimiser of one training stage (the trainer calls it once per stage, and again on resume
+        before loading the checkpointed optimiser state).
+
+        The extension point of a method that brings its own optimiser (DOT). The trainer keeps
+        everything else: it sets ``group["lr"]`` of every param group to the budget's schedule at the
+        start of each epoch, checkpoints ``optimizer.state_dict()`` and restores it on resume, and
+        checks that the optimiser holds exactly ``params`` (student and extras).
+
+        Args:
+            params: the trainable parameters of the stage (the student, without its ``fc`` in a
+                ``"features"`` stage, then the method's extras), in a fixed order.
+            budget: the run's :class:`~kdteach.train.budgets.Budget` (``momentum``, ``weight_decay``).
+            lr: the stage's initial learning rate (the budget's ``lr_for`` the student).
+
+        Returns:
+            A ``torch.optim.Optimizer`` over exactly ``params``; default ``torch.optim.SGD(params, lr,
+            momentum=budget.momentum, weight_decay=budget.weight_decay)`` (the CRD benchmark's).
+        """
+        return torch.optim.SGD(params, lr=lr, momentum=budget.momentum, weight_decay=budget.weight_decay)
+
+    def backward(self, terms: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        """Back-propagate one batch's loss terms (:meth:`loss`) into the gradients ``optimizer`` steps on.
+
+        The trainer calls ``optimizer.zero_grad(set_to_none=True)``, then this, then
+        ``optimizer.step()``; the terms were already checked to be finite (on the CPU) and recorded.
+        Override it together with :meth:`optimizer` when the optimiser needs the terms' gradients
+        apart (DOT: the distillation terms' gradient is collected first, then the task terms').
+
+        Args:
+            terms: name -> weighted scalar term, as :meth:`loss` returned them (with gradients).
+            optimizer: the stage's optimiser (:meth:`optimizer`).
+
+        Default: ``sum(terms.values()).backward()``.
+        """
+        sum(terms.values()).backward()
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self) -> str:

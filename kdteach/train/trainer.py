@@ -16,7 +16,9 @@ is the last good one.
 
 Optimisation follows the CRD benchmark (Tian et al., ICLR 2020; github.com/HobbitLong/RepDistiller):
 SGD with momentum over student + extras, step or cosine schedule per budget, two-stage methods get a
-fresh optimiser for each stage.
+fresh optimiser for each stage. A method may supply its own optimiser and the way its terms are
+back-propagated (:meth:`Method.optimizer`, :meth:`Method.backward`: DOT's two momenta); the schedule,
+the checkpointed optimiser state and the NaN stop apply to it unchanged.
 """
 
 from __future__ import annotations
@@ -328,8 +330,15 @@ class Trainer:
         else:
             params = list(self.student.parameters())
         params += list(self.extras.parameters())
-        return torch.optim.SGD(params, lr=self._base_lr(), momentum=self.budget.momentum,
-                               weight_decay=self.budget.weight_decay)
+        opt = self.method.optimizer(params, self.budget, self._base_lr())   # default: the budget's SGD
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"{type(self.method).__name__}.optimizer must return a torch.optim.Optimizer, got "
+                            f"{type(opt).__name__}")
+        held = [p for g in opt.param_groups for p in g["params"]]
+        if len(held) != len(params) or {id(p) for p in held} != {id(p) for p in params}:
+            raise ValueError(f"{type(self.method).__name__}.optimizer must optimise exactly the {len(params)} "
+                             f"trainable parameters it is given (student and extras), got {len(held)}")
+        return opt
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -511,9 +520,8 @@ class Trainer:
                             sync()
                             t0 = clock()
                         terms, _ = self._losses(x, y, plan, use_teacher, s_store, t_store, done, 1.0)
-                        total = sum(terms.values())
                         self.optimizer.zero_grad(set_to_none=True)
-                        total.backward()
+                        self.method.backward(terms, self.optimizer)
                         self.optimizer.step()
                         done += 1
                         if done == warmup + steps:
@@ -565,7 +573,7 @@ class Trainer:
             if eager_check and not bool(torch.isfinite(row).all()):
                 self._raise_nonfinite(rows, names, stage, epoch_no, n_steps)
             self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            self.method.backward(terms, self.optimizer)   # default: total.backward()
             self.optimizer.step()
             correct += (s_logits.detach().argmax(1) == y).sum()
             seen += int(y.shape[0])

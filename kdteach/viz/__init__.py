@@ -4,7 +4,11 @@ Figures are created without ``pyplot`` (no global state, nothing to close, no ``
 notebook displays a returned figure once. All text is English (no CJK glyphs).
 
 - :func:`plot_softened_distributions`: softmax(z / T) for several T (KD)
+- :func:`plot_decoupled_distributions`: p split into b = [p_t, 1 - p_t] and the non-target p-hat (DKD)
 - :func:`plot_similarity_matrix`: class-similarity / dark-knowledge matrices
+- :func:`plot_similarity_pairs`: teacher and student similarity matrices side by side (MLKD)
+- :func:`plot_target_distributions`, :func:`plot_gradient_scale`: targets with knowledge removed and
+  per-image gradient norms against the teacher's confidence (understanding_kd)
 - :func:`plot_attention_maps`: attention maps of teacher and student per stage (AT)
 - :func:`plot_cam_overlays`: CAM vs Grad-CAM overlaid on the images
 - :func:`plot_fsp_matrices`: FSP matrices on one colour scale (FSP)
@@ -14,15 +18,22 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 """
 
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
+from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
 from .images import plot_image_grid
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
+from .similarity import plot_similarity_pairs
+from .soft_targets import plot_gradient_scale, plot_target_distributions
 
 register_notebook_display()  # a cell ending in `fig` shows the PNG in Jupyter, even under MPLBACKEND=Agg
 
 __all__ = [
     "plot_softened_distributions",
+    "plot_decoupled_distributions",
     "plot_similarity_matrix",
+    "plot_similarity_pairs",
+    "plot_target_distributions",
+    "plot_gradient_scale",
     "plot_attention_maps",
     "plot_cam_overlays",
     "plot_fsp_matrices",

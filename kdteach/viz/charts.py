@@ -107,21 +107,36 @@ def plot_similarity_matrix(matrix: object, class_names: Sequence[str] | None = N
     side = min(9.0, max(3.5, 0.45 * k + 1.5))
     fig = Figure(figsize=(side + 1.0, side), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(m, cmap=cmap, interpolation="nearest")
-    if class_names is not None:
-        ax.set_xticks(range(k))
-        ax.set_xticklabels([str(x) for x in class_names], rotation=90, fontsize=8)
-        ax.set_yticks(range(k))
-        ax.set_yticklabels([str(x) for x in class_names], fontsize=8)
-    if annotate:
-        mid = (float(m.min()) + float(m.max())) / 2
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if m[i, j] < mid else "black")
+    image = draw_matrix(ax, m, class_names, annotate=annotate, cmap=cmap)
     ax.set_title(str(title))
     fig.colorbar(image, ax=ax, label=colorbar_label)
     return fig
+
+
+def draw_matrix(ax, m: np.ndarray, names: Sequence[str] | None = None, *, annotate: bool = False,
+                cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None, fmt: str = ".2f"):
+    """Draw the square matrix ``m`` (K, K) on ``ax`` as a heat map (the cell of
+    :func:`plot_similarity_matrix`, shared with multi-panel figures); returns the image for a colour bar.
+
+    ``names`` label both axes (K names); ``annotate`` writes each value with ``fmt``; ``vmin``/``vmax``
+    fix the colour scale (default: the matrix's range).
+    """
+    k = m.shape[0]
+    image = ax.imshow(m, cmap=cmap, interpolation="nearest", vmin=vmin, vmax=vmax)
+    if names is not None:
+        ax.set_xticks(range(k))
+        ax.set_xticklabels([str(x) for x in names], rotation=90, fontsize=8)
+        ax.set_yticks(range(k))
+        ax.set_yticklabels([str(x) for x in names], fontsize=8)
+    if annotate:
+        lo = float(m.min()) if vmin is None else vmin
+        hi = float(m.max()) if vmax is None else vmax
+        mid = (lo + hi) / 2
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] < mid else "black")
+    return image
 
 
 def history_values(history: Sequence[Mapping], metric: str) -> tuple[list[float], list[float]]:

@@ -13,6 +13,11 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.dafl`: :class:`DAFLLossExplorer` (dafl notebook).
 - :mod:`kdteach.widgets.dml`: :class:`DMLPeerExplorer` (dml notebook).
 - :mod:`kdteach.widgets.byot`: :class:`BYOTExitExplorer` (byot notebook).
+- :mod:`kdteach.widgets.dot`: :class:`DOTTrajectoryExplorer` (dot notebook).
+- :mod:`kdteach.widgets.dkd`: :class:`DKDExplorer` (dkd notebook).
+- :mod:`kdteach.widgets.mlkd`: :class:`MLKDExplorer` (mlkd notebook).
+- :mod:`kdteach.widgets.understanding_kd`: :class:`KDEffectsExplorer` (understanding_kd notebook).
+- :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -31,6 +36,11 @@ from .takd import TAKDChainExplorer, takd_explorer_state
 from .dafl import DAFLLossExplorer, dafl_explorer_state
 from .dml import DMLPeerExplorer, dml_explorer_state
 from .byot import BYOTExitExplorer, byot_explorer_state
+from .dot import DOTTrajectoryExplorer, dot_toy_figure, dot_toy_state
+from .dkd import DKDExplorer, dkd_explorer_state
+from .mlkd import MLKDExplorer, mlkd_explorer_state
+from .understanding_kd import KDEffectsExplorer, kd_effects_state
+from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
@@ -41,4 +51,9 @@ __all__ = [
     "dafl_explorer_state", "DAFLLossExplorer",
     "dml_explorer_state", "DMLPeerExplorer",
     "byot_explorer_state", "BYOTExitExplorer",
+    "dot_toy_state", "dot_toy_figure", "DOTTrajectoryExplorer",
+    "dkd_explorer_state", "DKDExplorer",
+    "mlkd_explorer_state", "MLKDExplorer",
+    "kd_effects_state", "KDEffectsExplorer",
+    "tfkd_explorer_state", "VirtualTeacherExplorer",
 ]

@@ -1,0 +1,154 @@
+"""The cost of each distillation loss relative to the student's own training step.
+
+For every loss in :data:`LOSSES` it times forward + backward of the loss alone (on inputs that
+require gradients, as the student's outputs do) and divides by the time of the student's own
+forward + backward (cross-entropy) at the same batch, on the ``gpu`` budget's pair
+(``resnet32x4 -> resnet8x4``, CIFAR-100, 32x32) unless told otherwise. The teacher's outputs are
+computed once, outside the timing, as the trainer computes them under ``torch.inference_mode()``.
+A ratio of 0.05 means the loss adds 5 % to a student step. This is a benchmark, not a test.
+
+Usage::
+
+    python bench/bench_losses.py --device cpu --batch 128 --repeats 5
+    python bench/bench_losses.py --device cuda --batch 128 --repeats 50
+
+The list of losses is plain Python: one entry per public loss, a name and a function of the
+student's and teacher's outputs (``Outputs``) returning a scalar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import kdteach.losses as L
+import kdteach.train as T
+from kdteach.features import capture
+from kdteach.methods.base import stage_names
+
+
+@dataclass
+class Outputs:
+    """One batch: the student's logits and stage features (they carry gradients), the teacher's
+    (no gradients), the labels."""
+
+    student_logits: torch.Tensor
+    teacher_logits: torch.Tensor
+    student_features: list[torch.Tensor]
+    teacher_features: list[torch.Tensor]
+    y: torch.Tensor
+
+
+def _last(features):
+    return features[-1]
+
+
+#: name -> loss of one batch (a scalar). Each public loss of kdteach.losses that trains a student.
+LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
+    "kd_loss": lambda o: L.kd_loss(o.student_logits, o.teacher_logits, 4.0),
+    "at_loss (3 stages)": lambda o: sum(L.at_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
+}
+
+
+def _optional(name: str, fn: Callable[[Outputs], torch.Tensor]) -> None:
+    LOSSES[name] = fn
+
+
+# the response losses of the second wave (DESIGN §8); each is added when kdteach.losses has it
+if hasattr(L, "dkd_loss"):
+    _optional("dkd_loss", lambda o: L.dkd_loss(o.student_logits, o.teacher_logits, o.y, 1.0, 8.0, 4.0))
+if hasattr(L, "mlkd_class_loss"):
+    _optional("mlkd_class_loss", lambda o: L.mlkd_class_loss(o.student_logits, o.teacher_logits, 4.0))
+if hasattr(L, "mlkd_batch_loss"):
+    _optional("mlkd_batch_loss", lambda o: L.mlkd_batch_loss(o.student_logits, o.teacher_logits, 4.0))
+
+
+def timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--teacher", default="resnet32x4")
+    p.add_argument("--student", default="resnet8x4")
+    p.add_argument("--classes", type=int, default=100)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    student = T.build_model(args.student, args.classes).to(dev, memory_format=torch.channels_last).train()
+    teacher = T.build_model(args.teacher, args.classes).to(dev, memory_format=torch.channels_last).eval()
+    x = torch.randn(args.batch, 3, args.resolution, args.resolution, device=dev).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, args.classes, (args.batch,), device=dev)
+    s_names, t_names = stage_names(student, skip_first=True), stage_names(teacher, skip_first=True)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+    def student_step():
+        student.zero_grad(set_to_none=True)
+        with amp:
+            F.cross_entropy(student(x).float(), y).backward()
+
+    base = timed(student_step, dev, args.repeats)
+    with torch.inference_mode(), amp, capture(teacher, t_names) as store:
+        t_logits = teacher(x).float()
+        t_feats = [store[n].float() for n in t_names]
+    with capture(student, s_names) as store:
+        with amp:
+            s_logits = student(x)
+        s_feats = [store[n] for n in s_names]
+    leaf_logits = s_logits.detach().float().requires_grad_(True)
+    leaf_feats = [f.detach().float().requires_grad_(True) for f in s_feats]
+    out = Outputs(leaf_logits, t_logits.clone(), leaf_feats, [t.clone() for t in t_feats], y)
+
+    print(f"# kdteach bench_losses  {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# device {dev.type} ({platform.machine()}{', ' + torch.cuda.get_device_name(dev) if dev.type == 'cuda' else ''}), "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+          f"{args.teacher} -> {args.student}, {args.classes} classes, batch {args.batch}, "
+          f"{args.resolution}x{args.resolution}, median of {args.repeats}")
+    print(f"# student forward+backward (cross-entropy): {1000 * base:.2f} ms")
+    print(f"{'loss':<24}{'fwd+bwd ms':>12}{'ratio':>9}")
+    print("-" * 45)
+    worst = 0.0
+    for name, fn in LOSSES.items():
+        def step(fn=fn):
+            for t in [out.student_logits, *out.student_features]:
+                t.grad = None
+            fn(out).backward()
+
+        sec = timed(step, dev, args.repeats)
+        worst = max(worst, sec / base)
+        print(f"{name:<24}{1000 * sec:>12.3f}{sec / base:>9.3f}")
+    print(f"# largest ratio {worst:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
