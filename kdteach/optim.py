@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import torch
 
-__all__ = ["DistillationOrientedSGD"]
+__all__ = ["DistillationOrientedSGD", "dot_momenta"]
 
 _DISTILL_GRAD = "distillation_grad"     # transient: collected, then consumed by the next step()
 _TASK_BUF = "task_momentum_buffer"

@@ -45,7 +45,9 @@ def test_registered_with_the_authors_defaults():
     m = get_method("mlkd")
     assert isinstance(m, MLKD) and m.needs_teacher and m.protocol == "offline" and not m.uses_warmup
     # mdistiller/engine/cfg.py of the MLKD repository: KD.TEMPERATURE 4, KD.LOSS.CE_WEIGHT 0.1, KD_WEIGHT 0.9
-    assert dict(m.hparams) == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "strong_batch": 0}
+    # every level weighted by KD_WEIGHT (batch_weight = class_weight = 1), the strong view on the whole batch
+    assert dict(m.hparams) == {"ce_weight": 0.1, "kd_weight": 0.9, "batch_weight": 1.0, "class_weight": 1.0,
+                               "temperature": 4.0, "strong_batch": 0}
     assert temperatures(4.0) == (4.0, 3.0, 5.0, 2.0, 6.0)          # KD_ours.py: self.temperature, 3, 5, 2, 6
     assert temperatures(2) == (2.0, 3.0, 5.0, 2.0, 6.0)
     assert "Multi-level Logit Distillation" in m.paper
@@ -56,6 +58,7 @@ def test_registered_with_the_authors_defaults():
     (dict(strong_batch=-1), ValueError, "'strong_batch' of method 'mlkd' must be an int >= 0"),
     (dict(strong_batch=2.5), ValueError, "'strong_batch' of method 'mlkd' must be an int >= 0"),
     (dict(kd_weight=-0.9), ValueError, "'kd_weight' of method 'mlkd' must be >= 0"),
+    (dict(class_weight=-0.01), ValueError, "'class_weight' of method 'mlkd' must be >= 0"),
     (dict(temperatures=3), ValueError, r"unknown hyper-parameter\(s\) \['temperatures'\]"),
     (dict(temperature="4"), TypeError, "'temperature' of method 'mlkd' must be a finite number"),
 ])
@@ -116,6 +119,23 @@ def test_terms_are_the_authors_sums(batch, pair):
     sum(terms.values()).backward()
     assert all(p.grad is not None for p in student.parameters())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_batch_and_class_weights_scale_only_their_terms(batch, pair):
+    x, y = batch
+    student, teacher = pair
+
+    def terms(**h):
+        method = get_method("mlkd", **h)
+        extras = method.build_extras(student, teacher, None)
+        with torch.random.fork_rng():
+            return {k: v.item() for k, v in batch_losses(method, student, teacher, x, y, extras=extras).items()}
+
+    base, scaled = terms(), terms(batch_weight=0.1, class_weight=0.01)
+    assert scaled["batch"] == pytest.approx(0.1 * base["batch"], rel=1e-5)
+    assert scaled["class"] == pytest.approx(0.01 * base["class"], rel=1e-5)
+    for k in ("ce", "instance_weak", "instance_strong"):
+        assert scaled[k] == pytest.approx(base[k], rel=1e-5), k
 
 
 def test_strong_batch_sets_how_many_images_get_the_strong_view(batch, pair):
@@ -215,7 +235,8 @@ def test_kdteach_distill_method_mlkd(tmp_path, monkeypatch, capsys):
     rec = json.loads(files[0].read_text())
     assert (rec["method"], rec["teacher"], rec["student"], rec["budget"]) == ("mlkd", "tiny_teacher", "tiny_student",
                                                                               "ci-1ep")
-    assert rec["hparams"] == {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 4.0, "strong_batch": 16}
+    assert rec["hparams"] == {"ce_weight": 0.1, "kd_weight": 0.9, "batch_weight": 1.0, "class_weight": 1.0,
+                              "temperature": 4.0, "strong_batch": 16}
     assert set(rec["history"][0]["loss"]) == set(TERMS) | {"total"} and rec["run_id"] in out
     assert cli.main(["methods"]) == 0
     assert "mlkd" in capsys.readouterr().out

@@ -42,7 +42,7 @@ Deviations (listed in the notebook):
 * **batch_weight, class_weight** (default 1: the authors' weighting): extra factors on the batch and
   class terms, for budgets far from the authors' scale. Both terms are sums over B x B or K x K matrix
   entries, so their gradient relative to the instance term's depends strongly on B and K: with the
-  authors' weights they carry a few percent of it at CIFAR-100 with batch 64, but more than all of it
+  authors' weights they carry a few percent of it at CIFAR-100 with batch 64, but more than the instance term itself
   at 10 classes with batch 128 (the ``ci`` budget), where the student then trains badly. The mlkd
   notebook measures this and sets both factors at ``ci`` to restore the authors' balance.
 * **strong_batch** (default 0: every image, as the authors): the strong view of only the first

@@ -35,7 +35,7 @@ nbt.add_prose(nb, r"""
     |---|---|---|
     | `ci` | CIFAR-10 subset at 16x16, `tiny_teacher` -> `tiny_student`, 2 MLKD runs (strong view on 16 images per batch) | about a minute on 2 CPU cores |
     | `quick` | 10k CIFAR-10 images at 32x32, same tiny pair | a few minutes on a laptop CPU |
-    | `gpu` | all of CIFAR-100, `resnet32x4` -> `resnet8x4`, 60 epochs, 3 seeds | tens of minutes on one GPU (two views per step) |
+    | `gpu` | all of CIFAR-100, `resnet32x4` -> `resnet8x4`, 60 epochs, 3 seeds | several minutes on one GPU (two views per step) |
     | `paper` | the benchmark recipe (240 epochs, CIFAR-100) | hours on a GPU |
 
     Choose the budget with the environment variable `KDTEACH_BUDGET` before starting the kernel.
@@ -57,7 +57,7 @@ nbt.add_prose(nb, r"""
     |---|---|---|
     | `ci` | CIFAR-10 子集，16x16，`tiny_teacher` -> `tiny_student`，2 次 MLKD 训练（每批 16 张图像用强增强视图） | 2 核 CPU 上约一分钟 |
     | `quick` | 1 万张 32x32 的 CIFAR-10 图像，同一对小网络 | 笔记本电脑 CPU 上几分钟 |
-    | `gpu` | 完整 CIFAR-100，`resnet32x4` -> `resnet8x4`，60 轮，3 个随机种子 | 单张 GPU 上几十分钟（每步两个视图） |
+    | `gpu` | 完整 CIFAR-100，`resnet32x4` -> `resnet8x4`，60 轮，3 个随机种子 | 单张 GPU 上数分钟（每步两个视图） |
     | `paper` | 基准训练方案（240 轮，CIFAR-100） | GPU 上数小时 |
 
     启动内核前用环境变量 `KDTEACH_BUDGET` 选择计算预算。
@@ -218,7 +218,7 @@ nbt.add_prose(nb, r"""
       loss times the fraction of `True` entries: $\tfrac12$ for an even number of distinct values. The
       masks scale terms; they select nothing.
     - **The strong sum.** `loss_kd_strong` takes the strong view at $T$, 3 and 5 but the *weak* view at 2
-      and 6, so those two weak terms count twice in `loss_kd`.
+      and 6, so the weak view's terms at 2 and 6 enter `loss_kd` twice (once with the mask factor).
     - **Unused terms.** `loss_cc_strong` and `loss_bc_strong` are computed but not returned: the batch
       and class levels act on the weak view only.
     - **Strong view.** The data code (seen in a public fork of the repository,
@@ -239,7 +239,7 @@ nbt.add_prose(nb, r"""
       归约（`reduce=False` 被注释掉了），`(loss * mask).mean()` 等于损失乘以 `True` 所占的比例：当取值两两不同且个数
       为偶数时为 $\tfrac12$。这两个掩码只是缩放各项，并不挑选任何样本。
     - **强增强视图之和。** `loss_kd_strong` 在 $T$、3、5 下使用强增强视图，在 2 和 6 下却使用*弱*增强视图，因此这两个
-      弱增强项在 `loss_kd` 中被计算了两次。
+      弱增强项在 `loss_kd` 中出现了两次（其中一次带掩码系数）。
     - **未使用的项。** `loss_cc_strong` 与 `loss_bc_strong` 被计算却没有返回：批次级和类别级只作用在弱增强视图上。
     - **强增强视图。** 数据代码（见该仓库的一个公开分叉中的 `mdistiller/dataset/cifar100.py`）对每张图像另取一次独立的
       裁剪和翻转，再做 FixMatch 风格的 RandAugment（从 14 种操作中取 2 种，幅度随机）以及边长最多为一半的 Cutout。
@@ -454,9 +454,8 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ### Deeper: how much each level pushes, and why `ci` rescales two of them
 
-    The gradient of each level
-    (summed over the five temperatures) with respect to the student's logits, relative to the
-    instance level's: on one `ci` batch (10 classes, 128 images) with the teacher and the student alone,
+    The gradient of each level (summed over the five temperatures) with respect to the student's
+    logits, relative to the instance level's: on one `ci` batch (10 classes, 128 images) with the teacher and the student alone,
     and on random logits shaped like a CIFAR-100 batch of the authors (100 classes, 64 images). The
     batch and class terms are sums over $B^2$ and $K^2$ probability products, so their weight relative to
     KD changes by orders of magnitude with $B$ and $K$.
@@ -522,10 +521,9 @@ nbt.add_prose(nb, r"""
     at the authors' scale (100 classes, batch 64) the batch and class terms carry a few percent of the
     instance term's gradient, at `ci` (10 classes, batch 128) the class term would carry more than
     it, and the student trains badly (exercise 1 runs that contrast, left out here for time); the
-    factors restore the authors' balance (the
-    Deeper note of section 4 measures it). `strong_batch = 16`: the strong view for 16 of the 128
-    images of each batch (on the whole batch an MLKD step costs about 2.3 KD steps on a CPU, on 16
-    images about 1.4).
+    factors restore the authors' balance (the Deeper note of section 4 measures it).
+    `strong_batch = 16`: the strong view for 16 of the 128 images of each batch (on the whole batch
+    an MLKD step costs about 2.3 KD steps on a CPU, on 16 images about 1.4).
 
     **The headline is the mechanism.** MLKD pulls the student's class and batch matrices towards the
     teacher's, so the check is that on *test* images the MLKD student's class-similarity distance to
@@ -664,8 +662,9 @@ nbt.add_prose(nb, r"""
     - **Longer and different schedules.** The authors' configs (`configs/cifar100/ours/`) train the
       same-architecture pairs for 240 epochs at learning rate 0.025 and the heterogeneous pairs (for
       instance resnet32x4 -> ShuffleNetV2, resnet50 -> MobileNetV2) for 480 epochs at 0.01 or 0.0025,
-      batch 64, against the benchmark's 240 epochs at 0.05 (0.01 for MobileNetV2 and ShuffleNet students). Both choices were questioned publicly in the
-      repository's issues (#2 on the augmentation and the 480 epochs, #10 on the 480 epochs).
+      batch 64, against the benchmark's 240 epochs at 0.05 (0.01 for MobileNetV2 and ShuffleNet
+      students). Both choices were questioned publicly in the repository's issues (#2 on the
+      augmentation and the 480 epochs, #10 on the 480 epochs).
     - **Where the gradient goes.** At the authors' scale the batch and class terms carry a few percent
       of the distillation gradient; the rest is KD at five temperatures on two views.
 

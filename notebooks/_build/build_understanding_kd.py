@@ -24,7 +24,7 @@ three show what each one does.
 
 | budget | what runs | time |
 |---|---|---|
-| `ci` | CIFAR-10 subset at 16x16, `tiny_teacher` -> `tiny_student`; permuted teacher on 2 seeds, uniform smoothing on 1 | under a minute on 2 CPU cores |
+| `ci` | CIFAR-10 subset at 16x16, `tiny_teacher` -> `tiny_student`; 3 runs (see section 5) | under a minute on 2 CPU cores |
 | `quick` | 10k CIFAR-10 images at 32x32, same tiny pair | a few minutes on a laptop CPU |
 | `gpu` | all of CIFAR-100, `resnet32x4` -> `resnet8x4`, 60 epochs | minutes on one GPU |
 | `paper` | the CRD benchmark recipe (240 epochs, CIFAR-100) | hours on a GPU |
@@ -44,7 +44,7 @@ Read the kd notebook ([kd](kd.ipynb)) first: its KD runs are the reference here.
 
 | 计算预算 | 运行内容 | 时间 |
 |---|---|---|
-| `ci` | CIFAR-10 子集，16x16，`tiny_teacher` -> `tiny_student`；置换教师 2 个随机种子，均匀平滑 1 个 | 2 核 CPU 上不到一分钟 |
+| `ci` | CIFAR-10 子集，16x16，`tiny_teacher` -> `tiny_student`；3 次训练（见第 5 节） | 2 核 CPU 上不到一分钟 |
 | `quick` | 1 万张 32x32 的 CIFAR-10 图像，同一对小网络 | 笔记本电脑 CPU 上几分钟 |
 | `gpu` | 完整 CIFAR-100，`resnet32x4` -> `resnet8x4`，60 轮 | 单张 GPU 上几分钟 |
 | `paper` | CRD 基准的训练方案（240 轮，CIFAR-100） | GPU 上数小时 |
@@ -155,8 +155,8 @@ every image.
 | $q$ | the target | `p_t`, `permute_nontarget(p_t, y, generator)`, `smoothed_targets(y, K, eps)` |
 | $\varepsilon$ | smoothing of the uniform target | `epsilon`; matched: `matched_epsilon(p_t, y)` |
 | $T^2\frac{1}{B}\sum_b \mathrm{KL}(q \,\|\, p_s)$ | the KD term against $q$, unweighted | `soft_target_loss(z_s, q, T)` |
-| $\alpha_{\mathrm{CE}}$, $\alpha_{\mathrm{KD}}$ | weights 0.1, 0.9 | `ce_weight`, `kd_weight` |
-| $p_{t,y}$ | the teacher's confidence (at $T = 1$ in the figures) | `kd_gradient_norms(...)["teacher_confidence"]` |
+| $\alpha_{\mathrm{CE}}$, $\alpha_{\mathrm{KD}}$ | weights | `ce_weight`, `kd_weight` |
+| $p_{t,y}$ | teacher's confidence | `kd_gradient_norms(...)["teacher_confidence"]` (at $T = 1$) |
 """, r"""
 ## 2. 知识与损失
 
@@ -194,8 +194,8 @@ logit 上：$T\,(p_{s,y} - q_y)$ 对比 $\mathrm{softmax}(z_s)_y - 1$。交叉�
 | $q$ | 目标 | `p_t`、`permute_nontarget(p_t, y, generator)`、`smoothed_targets(y, K, eps)` |
 | $\varepsilon$ | 均匀目标的平滑程度 | `epsilon`；匹配值：`matched_epsilon(p_t, y)` |
 | $T^2\frac{1}{B}\sum_b \mathrm{KL}(q \,\|\, p_s)$ | 针对 $q$ 的 KD 项，不带权重 | `soft_target_loss(z_s, q, T)` |
-| $\alpha_{\mathrm{CE}}$、$\alpha_{\mathrm{KD}}$ | 权重 0.1、0.9 | `ce_weight`、`kd_weight` |
-| $p_{t,y}$ | 教师的置信度（图中取 $T = 1$） | `kd_gradient_norms(...)["teacher_confidence"]` |
+| $\alpha_{\mathrm{CE}}$、$\alpha_{\mathrm{KD}}$ | 权重 | `ce_weight`、`kd_weight` |
+| $p_{t,y}$ | 教师的置信度 | `kd_gradient_norms(...)["teacher_confidence"]`（取 $T = 1$） |
 """)
 
 nbt.add_prose(nb, r"""
@@ -366,14 +366,14 @@ except ValueError as e:
 nbt.add_prose(nb, r"""
 ## 4. Seeing the knowledge
 
-**The three targets.** The cached teacher of this budget on the first test image of four classes,
-at $T = 4$, next to the permuted teacher and the uniform target with the matched $\varepsilon$
-(measured on the training images). All bars share one y scale; the true class is in bold.
+**The three targets** on the first test image of four classes: the cached teacher at $T = 4$, the
+permuted teacher and the uniform target with $\varepsilon$ matched on the training images. One y
+scale for all bars; the true class in bold.
 """, r"""
 ## 4. 看见知识
 
-**三种目标。** 取本计算预算下缓存的教师，看四个类别各自的第一张测试图片在 $T = 4$ 时的目标，旁边是置换教师和取匹配
-$\varepsilon$（在训练图片上测得）的均匀目标。所有柱子共用一个纵轴刻度；真实类别用粗体标出。
+**三种目标**，取四个类别各自的第一张测试图片：缓存的教师在 $T = 4$ 时的目标、置换教师，以及 $\varepsilon$ 在训练图片上匹配的
+均匀目标。所有柱子共用一个纵轴刻度；真实类别用粗体标出。
 """)
 
 nbt.add_code(nb, r"""
@@ -412,10 +412,10 @@ fig
 """)
 
 nbt.add_prose(nb, r"""
-Each permuted row has the teacher's true-class bar and the teacher's set of bars, in another order:
-a car's second choice may now be a frog. The uniform target is the same for every image of a class.
+The permuted target has the teacher's true-class bar and the teacher's bars in another order: a
+car's second choice may now be a frog. The uniform target is the same for every image of a class.
 """, r"""
-每一行置换后的目标都保留了教师的真实类别柱和教师的那组柱子，只是顺序变了：汽车图片的第二选择现在可能是青蛙。
+置换后的目标保留了教师的真实类别柱，其余是教师的那组柱子换了顺序：汽车图片的第二选择现在可能是青蛙。
 均匀目标对同一类别的每张图片都一样。
 """)
 
@@ -455,13 +455,12 @@ fig
 """)
 
 nbt.add_prose(nb, r"""
-**Reading it.** The teacher's relations have blocks (vehicles with vehicles, animals with animals)
-and the pairs printed above stand out; after the permutation every row is close to flat, and what
-is left is sampling noise from about a hundred images per class. The diagonal of the class matrix,
-how much the true class keeps, is exactly the teacher's.
+**Reading it.** The teacher's relations have blocks (vehicles, animals) and the pairs printed above
+stand out; after the permutation every row is nearly flat, up to the sampling noise of about a
+hundred images per class, while the true-class mass is exactly the teacher's.
 """, r"""
-**解读。** 教师的类别关系呈块状（交通工具与交通工具、动物与动物），上面打印的类别对格外突出；置换之后每一行都接近平坦，
-剩下的只是每类约一百张图片带来的抽样噪声。类别矩阵的对角线，即真实类别保留的概率，与教师的完全相同。
+**解读。** 教师的类别关系呈块状（交通工具、动物），上面打印的类别对格外突出；置换之后每一行都几乎平坦，只剩每类约一百张
+图片带来的抽样噪声，而真实类别保留的概率与教师的完全相同。
 """)
 
 nbt.add_prose(nb, r"""
@@ -522,26 +521,24 @@ teacher's (the curves coincide); uniform smoothing pushes every image the same.
 nbt.add_prose(nb, r"""
 ## 5. Experiment
 
-Same budget and seeds as the kd notebook: the cached teacher, the cached students alone, the kd
-notebook's KD students (cached runs), and students trained on the permuted teacher. To stay within a
-minute on two CPU cores, the uniform-smoothing student trains on the first seed only: it is a
-contrast, not the card.
+The cached teacher and students alone, the kd notebook's KD students (cached runs) and students
+trained on the permuted teacher, same seeds. To stay within a minute on two CPU cores the
+uniform-smoothing student trains on the first seed only: a contrast, not the card.
 
 **The headline is the mechanism.** A student takes on the class relationships of its target. On
-the test images we measure the distance from each student's wrong-class relations (its softened
-outputs at $T = 4$, averaged per class) to those of the permuted teacher (`class_relation_distance`,
-lower is closer). The card asserts, for every seed, that the permuted-teacher student is closer to
-them than the KD student, the reference trained on the intact teacher. Accuracy comes second, last
-epoch only.
+the test images we measure how far each student's wrong-class relations (softened outputs at
+$T = 4$, averaged per class) are from the permuted teacher's (`class_relation_distance`, lower is
+closer). The card asserts, for every seed, that the permuted-teacher student is closer to them than
+the KD student, trained on the intact teacher. Accuracy comes second, last epoch only.
 """, r"""
 ## 5. 实验
 
-与 kd 笔记相同的计算预算和随机种子：缓存的教师、缓存的单独训练的学生、kd 笔记的 KD 学生（缓存的运行），以及用置换教师
-训练的学生。为了在 2 核 CPU 上控制在一分钟以内，均匀平滑的学生只用第一个随机种子训练：它是对照，不上结果卡片。
+缓存的教师和单独训练的学生、kd 笔记的 KD 学生（缓存的运行），以及用置换教师训练的学生，随机种子相同。为了在 2 核 CPU
+上控制在一分钟以内，均匀平滑的学生只用第一个随机种子训练：它是对照，不上结果卡片。
 
-**首要结论是机制。** 学生会接受其目标中的类别关系。在测试图片上，我们度量每个学生的错误类别关系（它在 $T = 4$ 时的
-软化输出按类别取平均）到置换教师的类别关系的距离（`class_relation_distance`，越低越接近）。结果卡片对每个随机种子断言：
-置换教师的学生比 KD 学生（用完整教师训练的参照）更接近它们。准确率排在其次，且只用最后一轮的结果。
+**首要结论是机制。** 学生会接受其目标中的类别关系。在测试图片上，我们度量每个学生的错误类别关系（$T = 4$ 时的软化输出
+按类别取平均）与置换教师的类别关系相距多远（`class_relation_distance`，越低越接近）。结果卡片对每个随机种子断言：置换教师
+的学生比 KD 学生（用完整教师训练）更接近它们。准确率排在其次，且只用最后一轮的结果。
 """)
 
 nbt.add_code(nb, r"""
@@ -565,15 +562,13 @@ card
 """)
 
 nbt.add_prose(nb, r"""
-**All students side by side.** For every student: the distance of its relations to the *real*
-teacher's, the correlation between its own and the teacher's true-class probability over the test
-images (the instance level), and its last-epoch accuracy. The cell asserts only the direct effect of
-the permutation: for every seed the KD student's relations are closer to the teacher's than the
-permuted-teacher student's.
+**All students side by side.** Per student: its relations' distance to the *real* teacher's, the
+correlation of its true-class probability with the teacher's over the test images (the instance
+level), and its accuracy. The cell asserts only the permutation's direct effect: for every seed the
+KD student's relations are closer to the teacher's than the permuted-teacher student's.
 """, r"""
-**所有学生并排比较。** 对每个学生：它的类别关系到*真实*教师的类别关系的距离、在测试图片上它自己与教师的真实类别概率之间的
-相关系数（样本层面），以及最后一轮准确率。该单元格只断言置换的直接效果：对每个随机种子，KD 学生的类别关系都比置换教师的
-学生更接近教师。
+**所有学生并排比较。** 对每个学生：它的类别关系到*真实*教师的类别关系的距离、在测试图片上它的真实类别概率与教师的相关系数
+（样本层面），以及准确率。该单元格只断言置换的直接效果：对每个随机种子，KD 学生的类别关系都比置换教师的学生更接近教师。
 """)
 
 nbt.add_code(nb, r"""
@@ -599,8 +594,8 @@ for s in seeds:
 
 nbt.add_code(nb, r"""
 s0 = seeds[0]
-pairs = {f"KD student, seed {s0}": (R_teacher, class_relations(relations["KD", s0])),
-         f"permuted-teacher student, seed {s0}": (R_teacher, class_relations(relations["permuted teacher", s0]))}
+pairs = {f"{name}, seed {s0}": (R_teacher, class_relations(relations[name, s0]))
+         for name in ("student alone", "KD", "permuted teacher")}
 fig = plot_similarity_pairs(pairs, labels={k: class_names for k in pairs}, names=("teacher", "student"),
                             difference=False, annotate=False)
 fig.set_dpi(70)
@@ -608,19 +603,20 @@ fig
 """)
 
 nbt.add_prose(nb, r"""
-**Reading the results.** In each row the teacher and the student share one colour scale. The KD
-student copies the teacher's blocks; the permuted-teacher student keeps only faint ones, the
-confusions the images themselves and the 0.1-weighted cross-entropy teach (the student alone has
-them too). Uniform smoothing flattens the relations as well. The confidence correlation is where the
-permuted teacher and uniform smoothing should part: the permuted target still tells the student
-which images the teacher finds hard, the uniform one does not; compare the column rather than trust
-our expectation, since two seeds and 1,017 test images are little. Differences in accuracy of a
-point or two are within the noise printed on the card.
+**Reading the results.** In each row the teacher and the student share one colour scale. The
+student alone, trained on labels only, already has most of the teacher's relations: the images
+teach them. KD moves it closer still. The permuted teacher flattens them, further from the teacher
+than the student alone, and so does uniform smoothing. In our runs the permuted-teacher students
+also lost several points of accuracy on both seeds, about twice the card's standard error, while
+uniform smoothing stayed near the student alone: random wrong-class targets are not neutral, they
+mislead. The confidence correlation hardly separates the students at this budget: the instance
+level shows in the gradients of section 4, not clearly in a trained student's confidence.
 """, r"""
-**解读结果。** 每一行中教师和学生共用一个颜色刻度。KD 学生复制了教师的块状结构；置换教师的学生只留下模糊的块，那是图片本身
-和权重为 0.1 的交叉熵教给它的混淆（单独训练的学生也有）。均匀平滑同样把类别关系抹平了。置换教师和均匀平滑应当在置信度
-相关系数上分道扬镳：置换后的目标仍然告诉学生教师觉得哪些图片难，均匀目标则不会；请对照这一列，而不是相信我们的预期，
-因为两个随机种子和 1,017 张测试图片的信息有限。一两个百分点的准确率差异落在卡片上给出的噪声之内。
+**解读结果。** 每一行中教师和学生共用一个颜色刻度。只用标签训练的单独学生已经具备教师的大部分类别关系：这些关系是图片本身
+教会的。KD 让它更接近教师。置换教师把类别关系抹平了，比单独训练的学生离教师更远，均匀平滑也是如此。在我们的运行中，置换教师的
+学生在两个随机种子上都损失了几个百分点的准确率，约为卡片上标准误的两倍，而均匀平滑的学生与单独训练的学生相差不大：随机的
+错误类别目标并不中性，它会误导学生。在这个计算预算下，置信度相关系数几乎区分不开各个学生：样本层面的知识体现在第 4 节的梯度中，
+而在训练好的学生的置信度上并不明显。
 """)
 
 # ------------------------------------------------------------------------------------------- 6. paper
@@ -632,14 +628,13 @@ section quotes no numbers from the paper. Its three claims, and what our `ci` ru
 
 | the paper's claim (abstract) | what we measured at `ci` | where |
 |---|---|---|
-| knowledge of the "universe": KD regularises as label smoothing does | a uniform target with the teacher's amount of smoothing trains a student to compare with KD | section 5 table |
+| knowledge of the "universe": KD regularises as label smoothing does | uniform smoothing with the teacher's amount: compare it with KD and the student alone (one seed) | section 5 table |
 | domain knowledge: the teacher gives the student its class relationships | removing them from the teacher removes them from the student | the card |
 | instance-specific knowledge: the teacher rescales per-image gradients by difficulty | KD's true-class push grows with the teacher's confidence; the permuted teacher keeps this, uniform smoothing does not | section 4 figure |
 
-**An honest reading.** The mechanisms carry over; the accuracy ranking of the students at `ci`
-does not mean much (data, models, schedule and statistics all differ from the paper's; see below).
-For comparable numbers run with `KDTEACH_BUDGET=gpu` or `paper` (CIFAR-100, where a hundred
-classes give the relations far more room).
+**An honest reading.** The mechanisms carry over; the accuracy ranking at `ci` means little (data,
+models, schedule and statistics all differ from the paper's, see below). For comparable numbers use
+`KDTEACH_BUDGET=gpu` or `paper`.
 """, r"""
 ## 6. 论文结果与我们的结果
 
@@ -648,13 +643,12 @@ classes give the relations far more room).
 
 | 论文的论断（摘要） | 我们在 `ci` 下测得的 | 位置 |
 |---|---|---|
-| 关于全体的知识：KD 像标签平滑一样起到正则化作用 | 平滑总量与教师相同的均匀目标训练出一个学生，可与 KD 比较 | 第 5 节表格 |
+| 关于全体的知识：KD 像标签平滑一样起到正则化作用 | 平滑总量与教师相同的均匀平滑：与 KD 和单独训练的学生比较（一个随机种子） | 第 5 节表格 |
 | 领域知识：教师把类别关系传给学生 | 从教师中去掉类别关系，学生身上也随之消失 | 结果卡片 |
 | 样本特定的知识：教师按难度重缩放逐图片的梯度 | KD 对真实类别的推力随教师置信度增大；置换教师保留了这一点，均匀平滑没有 | 第 4 节的图 |
 
-**如实解读。** 机制能够迁移过来；各学生在 `ci` 下的准确率排序说明不了多少问题（数据、模型、训练轮数和统计都与论文不同，
-见下文）。想得到可比较的数字，请用 `KDTEACH_BUDGET=gpu` 或 `paper` 运行（CIFAR-100 的一百个类别给类别关系留出了大得多的
-空间）。
+**如实解读。** 机制能够迁移过来；`ci` 下的准确率排序说明不了多少问题（数据、模型、训练轮数和统计都与论文不同，见下文）。
+想得到可比较的数字，请用 `KDTEACH_BUDGET=gpu` 或 `paper` 运行。
 """)
 
 nbt.add_prose(nb, r"""
@@ -670,6 +664,7 @@ nbt.add_prose(nb, r"""
   uniform target at $T = 4$ would be far *sharper* than the teacher (exercise 1).
 - The gradient figure uses a student at initialisation; the Deeper subsection of section 2 says how
   the picture changes during training.
+- CIFAR-100 (the `gpu` and `paper` budgets) gives the relations far more room: a hundred classes.
 """, r"""
 ### 深入：我们的设定与论文有何不同
 
@@ -680,6 +675,7 @@ nbt.add_prose(nb, r"""
   相匹配；论文只用文字描述了它的对照，也没有公开代码。若用常见的 $\varepsilon = 0.1$，$T = 4$ 下的均匀目标会比教师*尖锐*
   得多（练习 1）。
 - 梯度图用的是刚初始化的学生；第 2 节的深入小节说明了训练过程中这幅图会如何变化。
+- CIFAR-100（`gpu` 和 `paper` 计算预算）的一百个类别给类别关系留出了大得多的空间。
 """)
 
 # ------------------------------------------------------------------------------------------- 7. widget
@@ -706,11 +702,11 @@ explorer
 """)
 
 nbt.add_prose(nb, r"""
-**All runs of this budget.** Every run recorded under this budget, other notebooks' included;
-`kd_ls` with the matched $\varepsilon$ forms its own setting (`kd_ls / epsilon=...`). Click "Compare".
+**All runs of this budget**, other notebooks' included; `kd_ls` with the matched $\varepsilon$ is its
+own setting (`kd_ls / epsilon=...`). Click "Compare".
 """, r"""
-**本计算预算下的全部运行。** 本计算预算下记录的每一次运行，包括其他笔记的运行；使用匹配 $\varepsilon$ 的 `kd_ls`
-自成一组设置（`kd_ls / epsilon=...`）。点击 "Compare"。
+**本计算预算下的全部运行**，包括其他笔记的运行；使用匹配 $\varepsilon$ 的 `kd_ls` 自成一组设置（`kd_ls / epsilon=...`）。
+点击 "Compare"。
 """)
 
 nbt.add_code(nb, r"""
@@ -737,10 +733,9 @@ nbt.add_prose(nb, r"""
 2. *Difficulty during training* (ci: no run). Redraw the gradient figure of section 4 with
    `exp_kd.runs[seeds[0]].student` in place of the fresh student. Why do confident images now get
    small pushes? Use the ratio of the Deeper subsection of section 2.
-3. *The other control* (ci: no run). Build a target that keeps the relationships but drops the
-   confidence: every true class gets the teacher's mean $p_{t,y}$, the non-target entries are
-   rescaled to fill the rest. Check its relations with `class_relation_distance` and its push with
-   `kd_gradient_norms` on `z_fresh`.
+3. *The other control* (ci: no run). Give every true class the teacher's mean $p_{t,y}$ and rescale
+   the non-target entries to fill the rest: relations kept, confidence dropped. Check it with
+   `class_relation_distance` and with `kd_gradient_norms` on `z_fresh`.
 
 **References.**
 - J. Tang, R. Shivanna, Z. Zhao, D. Lin, A. Singh, E. H. Chi, S. Jain. Understanding and Improving
@@ -748,7 +743,6 @@ nbt.add_prose(nb, r"""
 - G. Hinton, O. Vinyals, J. Dean. Distilling the Knowledge in a Neural Network. arXiv:1503.02531, 2015.
 - C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna. Rethinking the Inception Architecture for
   Computer Vision. CVPR 2016 (label smoothing).
-- R. Müller, S. Kornblith, G. Hinton. When Does Label Smoothing Help? NeurIPS 2019.
 - T. Furlanello, Z. Lipton, M. Tschannen, L. Itti, A. Anandkumar. Born-Again Neural Networks. ICML
   2018 (a permuted-predictions control of the same kind).
 - Y. Tian, D. Krishnan, P. Isola. Contrastive Representation Distillation. ICLR 2020 (the KD
@@ -768,9 +762,8 @@ nbt.add_prose(nb, r"""
    这个目标对 $T = 1$ 下的 $\mathrm{softmax}(z_s)$ 提出了什么要求？把这个学生与匹配 $\varepsilon$ 的运行比较。
 2. *训练过程中的难度*（ci：无需训练）。用 `exp_kd.runs[seeds[0]].student` 代替刚初始化的学生，重画第 4 节的梯度图。
    为什么现在有把握的图片只得到很小的推力？用第 2 节深入小节中的比值来解释。
-3. *另一个对照*（ci：无需训练）。构造一个保留类别关系、但去掉置信度的目标：每个真实类别都得到教师的平均 $p_{t,y}$，
-   非目标类元素按比例缩放以补足其余部分。用 `class_relation_distance` 检查它的类别关系，并在 `z_fresh` 上用
-   `kd_gradient_norms` 检查它的推力。
+3. *另一个对照*（ci：无需训练）。让每个真实类别都得到教师的平均 $p_{t,y}$，非目标类元素按比例缩放以补足其余部分：
+   保留类别关系，去掉置信度。用 `class_relation_distance` 以及在 `z_fresh` 上用 `kd_gradient_norms` 检查它。
 
 **参考文献。**
 - J. Tang, R. Shivanna, Z. Zhao, D. Lin, A. Singh, E. H. Chi, S. Jain. Understanding and Improving
@@ -778,7 +771,6 @@ nbt.add_prose(nb, r"""
 - G. Hinton, O. Vinyals, J. Dean. Distilling the Knowledge in a Neural Network. arXiv:1503.02531, 2015.
 - C. Szegedy, V. Vanhoucke, S. Ioffe, J. Shlens, Z. Wojna. Rethinking the Inception Architecture for
   Computer Vision. CVPR 2016（标签平滑）。
-- R. Müller, S. Kornblith, G. Hinton. When Does Label Smoothing Help? NeurIPS 2019.
 - T. Furlanello, Z. Lipton, M. Tschannen, L. Itti, A. Anandkumar. Born-Again Neural Networks. ICML
   2018（同类的置换预测对照）。
 - Y. Tian, D. Krishnan, P. Isola. Contrastive Representation Distillation. ICLR 2020（本笔记使用的 KD 权重和温度）。
