@@ -77,3 +77,28 @@ def test_widget_driven_headlessly():
     assert w.state["temperature"] == 8.0 and "example 3" in w.figures[0].axes[0].get_title()
     with pytest.raises(ValueError, match="class_names has 4 names"):
         kw.KDEffectsExplorer(z_s, z_t, y, names[:4])
+
+
+def test_viz_figures_and_their_bad_input():
+    from matplotlib.figure import Figure
+
+    from kdteach.viz import plot_gradient_scale, plot_target_distributions
+
+    z_s, z_t, y = batch()
+    st = kw.kd_effects_state(z_s, z_t, y, 4.0, 0.3, permute=True)
+    fig = plot_target_distributions({"teacher": st["teacher_probs"][:3], "smoothed": st["smoothed_probs"][:3]},
+                                    [f"c{i}" for i in range(5)], labels=y[:3].tolist())
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert len(fig.axes[0].patches) == 10                                     # 2 targets x 5 classes
+    fig = plot_gradient_scale(st["teacher_confidence"], {"KD": st["grad_teacher"], "CE": st["grad_ce"]},
+                              {"KD": st["push_teacher"], "CE": st["push_ce"]}, bins=4)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].collections) == 2
+    with pytest.raises(ValueError, match="targets must all have the same shape"):
+        plot_target_distributions({"a": st["teacher_probs"], "b": st["teacher_probs"][:2]})
+    with pytest.raises(ValueError, match="class_names must have 5 names"):
+        plot_target_distributions({"a": st["teacher_probs"]}, ["x"])
+    with pytest.raises(ValueError, match=r"gradient_norms\['KD'\] must have 12 values"):
+        plot_gradient_scale(st["teacher_confidence"], {"KD": st["grad_teacher"][:3]})
+    with pytest.raises(ValueError, match="bins must be an integer >= 1"):
+        plot_gradient_scale(st["teacher_confidence"], {"KD": st["grad_teacher"]}, bins=0)

@@ -17,7 +17,7 @@ time so that their effects can be seen on their own:
   :func:`kdteach.losses.kd_loss` when q = softmax(z_t / T).
 
 The paper describes its controlled teachers in words; these functions are kdteach's constructions
-of the three levels, not a transcription of the authors' code (none is public).
+of the three levels, not a transcription of the authors' code (we found none public).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validate import as_float, check_positive, check_same_shape, check_tensor, full_precision
+from .tfkd import virtual_teacher_probs
 
 __all__ = ["smoothed_targets", "matched_epsilon", "permute_nontarget", "soft_target_loss"]
 
@@ -76,7 +77,9 @@ def smoothed_targets(target: torch.Tensor, num_classes: int, epsilon: float,
     This is the label-smoothing target of Szegedy et al. (CVPR 2016, Sec. 7) that Tang et al. (2020,
     the first of their three levels) compare a teacher with: every image of class y gets the same
     target, 1 − ε + ε/K on y and ε/K on each other class. It carries neither class relationships nor
-    per-image difficulty.
+    per-image difficulty. It is Tf-KD's virtual teacher written with ε:
+    ``virtual_teacher_probs(y, K, correct_prob=1 − ε + ε/K)`` (:mod:`kdteach.losses.tfkd`), which
+    builds it.
 
     Args:
         target: (B,) integer labels y in [0, K).
@@ -94,8 +97,7 @@ def smoothed_targets(target: torch.Tensor, num_classes: int, epsilon: float,
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     eps = float(epsilon)
-    q = torch.full((y.shape[0], k), eps / k, dtype=dtype, device=y.device)
-    return q.scatter_(1, y[:, None], 1.0 - eps + eps / k)
+    return virtual_teacher_probs(y, k, 1.0 - eps + eps / k, dtype=dtype)
 
 
 def matched_epsilon(probs: torch.Tensor, target: torch.Tensor) -> float:

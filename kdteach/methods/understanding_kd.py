@@ -28,7 +28,7 @@ note that at T = 4 it asks the student for 0.91 on the true class of softmax(z /
 target than a teacher softened at T = 4. The understanding_kd notebook therefore passes the ε that
 gives the true class the teacher's mean softened probability (:func:`kdteach.losses.matched_epsilon`),
 a kdteach control, not a value from the paper. The paper describes its controlled teachers in words
-and publishes no code; these are kdteach's constructions.
+and we found no public code of theirs; these are kdteach's constructions.
 
 Determinism: ``kd_permuted`` draws each step's permutations from a CPU generator seeded by
 (``perm_seed``, epoch, step), never from the global random state, so a resumed run permutes exactly
@@ -47,6 +47,9 @@ from .base import LossContext, Method, cross_entropy
 from .kd import KD
 
 __all__ = ["KDLabelSmoothing", "KDPermuted", "step_generator"]
+
+_PAPER = ("J. Tang, R. Shivanna, Z. Zhao, D. Lin, A. Singh, E. H. Chi, S. Jain, Understanding and Improving "
+          "Knowledge Distillation, arXiv 2020 (https://arxiv.org/abs/2002.03532)")
 
 
 def step_generator(perm_seed: int, epoch: int, step: int) -> torch.Generator:
@@ -81,9 +84,7 @@ class KDLabelSmoothing(_ReplacedTargetKD):
     """KD with the uniform-smoothing "teacher" q = (1 − ε) · onehot(y) + ε / K (no teacher is loaded)."""
 
     name = "kd_ls"
-    paper = ("J. Tang, R. Shivanna, Z. Zhao, D. Lin, A. Singh, E. H. Chi, S. Jain, Understanding and Improving "
-             "Knowledge Distillation, arXiv 2020 (https://arxiv.org/abs/2002.03532): KD with the teacher "
-             "replaced by uniform label smoothing")
+    paper = _PAPER + ": KD with the teacher replaced by uniform label smoothing"
     defaults = MappingProxyType({**KD.defaults, "epsilon": 0.1})
     needs_teacher = False
 
@@ -102,9 +103,7 @@ class KDPermuted(_ReplacedTargetKD):
     """KD with the teacher's non-target probabilities permuted per image and per step."""
 
     name = "kd_permuted"
-    paper = ("J. Tang, R. Shivanna, Z. Zhao, D. Lin, A. Singh, E. H. Chi, S. Jain, Understanding and Improving "
-             "Knowledge Distillation, arXiv 2020 (https://arxiv.org/abs/2002.03532): KD with the teacher's "
-             "class relationships removed")
+    paper = _PAPER + ": KD with the teacher's class relationships removed"
     defaults = MappingProxyType({**KD.defaults, "perm_seed": 0})
 
     def validate_hparams(self) -> None:

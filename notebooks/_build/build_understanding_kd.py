@@ -584,8 +584,9 @@ for name, s, model, record in students:
     M = class_probability_matrix(softened_probs(z, T), y_test)
     relations[name, s] = M
     conf = softened_probs(z, 1.0)[torch.arange(len(y_test)), y_test]
-    table.append({"student": name, "seed": s, "relations: distance to the teacher": class_relation_distance(M, M_teacher),
-                  "confidence correlation": corr(conf, teacher_conf), "last_acc": record["last_acc"]})
+    table.append({"student": name, "seed": s,
+                  "relations: distance to the teacher": f"{class_relation_distance(M, M_teacher):.3f}",
+                  "confidence correlation": f"{corr(conf, teacher_conf):.3f}", "last_acc": record["last_acc"]})
 print(results.format_table(table))
 for s in seeds:
     assert class_relation_distance(relations["KD", s], M_teacher) < \
@@ -607,14 +608,14 @@ nbt.add_prose(nb, r"""
 student alone, trained on labels only, already has most of the teacher's relations: the images
 teach them. KD moves it closer still. The permuted teacher flattens them, further from the teacher
 than the student alone, and so does uniform smoothing. In our runs the permuted-teacher students
-also lost several points of accuracy on both seeds, about twice the card's standard error, while
-uniform smoothing stayed near the student alone: random wrong-class targets are not neutral, they
-mislead. The confidence correlation hardly separates the students at this budget: the instance
+also lost three to four points of accuracy on both seeds (one accuracy's standard error is 1.6),
+while uniform smoothing stayed near the student alone: random wrong-class targets are not neutral,
+they mislead. The confidence correlation hardly separates the students at this budget: the instance
 level shows in the gradients of section 4, not clearly in a trained student's confidence.
 """, r"""
 **解读结果。** 每一行中教师和学生共用一个颜色刻度。只用标签训练的单独学生已经具备教师的大部分类别关系：这些关系是图片本身
 教会的。KD 让它更接近教师。置换教师把类别关系抹平了，比单独训练的学生离教师更远，均匀平滑也是如此。在我们的运行中，置换教师的
-学生在两个随机种子上都损失了几个百分点的准确率，约为卡片上标准误的两倍，而均匀平滑的学生与单独训练的学生相差不大：随机的
+学生在两个随机种子上都损失了三到四个百分点的准确率（单次准确率的标准误为 1.6），而均匀平滑的学生与单独训练的学生相差不大：随机的
 错误类别目标并不中性，它会误导学生。在这个计算预算下，置信度相关系数几乎区分不开各个学生：样本层面的知识体现在第 4 节的梯度中，
 而在训练好的学生的置信度上并不明显。
 """)
@@ -660,7 +661,7 @@ nbt.add_prose(nb, r"""
   down to keep the notebook under a minute), 1,017 test images.
 - The controls are kdteach's: the permutation is redrawn at every step from a generator seeded by
   the step, and $\varepsilon$ is matched to the teacher's mean true-class probability; the paper
-  describes its controls in words and publishes no code. With the usual $\varepsilon = 0.1$ the
+  describes its controls in words; we found no code of theirs. With the usual $\varepsilon = 0.1$ the
   uniform target at $T = 4$ would be far *sharper* than the teacher (exercise 1).
 - The gradient figure uses a student at initialisation; the Deeper subsection of section 2 says how
   the picture changes during training.
@@ -672,7 +673,7 @@ nbt.add_prose(nb, r"""
   噪声大，它的置信度也常常放错地方。
 - 训练轮数与统计：20 轮；结果卡片两个随机种子，均匀平滑一个（为让整本笔记控制在一分钟内而缩减），1,017 张测试图片。
 - 对照是 kdteach 自己构造的：置换在每一步用按步数设定种子的随机数生成器重新抽取，$\varepsilon$ 与教师的真实类别平均概率
-  相匹配；论文只用文字描述了它的对照，也没有公开代码。若用常见的 $\varepsilon = 0.1$，$T = 4$ 下的均匀目标会比教师*尖锐*
+  相匹配；论文只用文字描述了它的对照，我们也没有找到作者的代码。若用常见的 $\varepsilon = 0.1$，$T = 4$ 下的均匀目标会比教师*尖锐*
   得多（练习 1）。
 - 梯度图用的是刚初始化的学生；第 2 节的深入小节说明了训练过程中这幅图会如何变化。
 - CIFAR-100（`gpu` 和 `paper` 计算预算）的一百个类别给类别关系留出了大得多的空间。
