@@ -73,7 +73,7 @@ nbt.add_code(nb, r"""
     from kdteach.losses import kd_loss
     from kdteach.methods import get_method
     from kdteach.optim import DistillationOrientedSGD
-    from kdteach.train import Mechanism, Trainer, budget_splits, build_model, get_budget, run_experiment
+    from kdteach.train import Mechanism, Trainer, budget_splits, build_model, distill, get_budget, run_experiment
     from kdteach.widgets import DOTTrajectoryExplorer, dot_toy_figure, dot_toy_state, results_dashboard
 
     budget = get_budget()                             # from KDTEACH_BUDGET: ci, quick, gpu or paper
@@ -693,6 +693,8 @@ nbt.add_prose(nb, r"""
     noise (a seeded stand-in for mini-batch noise, the same draws for both optimisers). Watch when DOT is
     ahead on both losses, and where each optimiser comes to rest as the steps grow.
 """, r"""
+    ## 7. 交互
+
     **动量探索器。** 第 4 节的二维玩具问题。调节 $\Delta$（0 即 SGD；负值偏向任务梯度，这不是论文的选择）、学习率、
     步数和梯度噪声（用固定随机种子模拟小批量噪声，两个优化器使用相同的噪声）。观察 DOT 何时在两个损失上都领先，
     以及步数增加时两个优化器各自停在哪里。
@@ -722,18 +724,17 @@ nbt.add_prose(nb, r"""
     **Summary.**
     - DOT keeps KD's loss and changes the optimiser: two backward passes per step, momentum $\mu - \Delta$
       for the task gradient and $\mu + \Delta$ for the distillation gradient ($0.825$ and $0.975$).
-    - A buffer with momentum $m$ averages about $1/(1-m)$ steps and weighs a steady gradient by
-      $1/(1-m)$: DOT counts the distillation gradient four times more and the task gradient 0.57 times,
-      and remembers the distillation gradient about seven times longer (sections 2 and 4).
-    - At `ci` the claim does not reproduce: KD shows no trade-off here (its training cross-entropy
-      ends below the student alone's), and DOT ends with higher task and distillation losses and a lower
-      accuracy than KD on both seeds; its student is still closer to the teacher than the student alone.
+    - A buffer with momentum $m$ remembers about $1/(1-m)$ steps and weighs a steady gradient by
+      $1/(1-m)$: four times more distillation, 0.57 times the task, a seven times longer memory.
+    - At `ci` the claim does not reproduce: KD shows no trade-off here, and DOT ends with higher task
+      and distillation losses and a lower accuracy than KD on both seeds; its student is still closer to
+      the teacher than the student alone.
 
     **Exercises.**
     1. *Is DOT a reweighting?* Train seed 0 with KD at DOT's long-run weights,
        `distill("kd", budget=budget, teacher=teacher, seed=0, hparams={"ce_weight": 0.1 * 0.1 / 0.175, "kd_weight": 0.9 * 0.1 / 0.025}, progress=False)`
-       (ci: about 20 s). Compare its loss curves and its KD term on the training images with the DOT
-       run's. What is left of DOT once the weights are matched?
+       (ci: about 20 s). Compare its loss curves and test KL with the DOT run's. What is left of DOT
+       once the weights are matched?
     2. *Sweep $\Delta$.* `run_experiment("dot", budget=budget, teacher=teacher, hparams={**dot_hparams, "delta": d})`
        for `d = 0.0` and `d = 0.05` (ci: about 100 s). Check that `d = 0.0` reproduces the KD student's
        history up to rounding, then compare the last-epoch train CE and KD term across $\Delta$.
@@ -754,15 +755,15 @@ nbt.add_prose(nb, r"""
     **小结。**
     - DOT 保留 KD 的损失，只改优化器：每步两次反向传播，任务梯度的动量为 $\mu - \Delta$，蒸馏梯度的动量为
       $\mu + \Delta$（0.825 和 0.975）。
-    - 动量为 $m$ 的缓冲大约平均 $1/(1-m)$ 步，并以 $1/(1-m)$ 的权重累计稳定的梯度：DOT 对蒸馏梯度的分量是 4 倍，
-      对任务梯度是 0.57 倍，并且记住蒸馏梯度的时间约为任务梯度的七倍（第 2、4 节）。
-    - 在 `ci` 下论断没有复现：这里的 KD 没有权衡（它的训练交叉熵最终低于单独训练的学生），而 DOT 在两个随机种子上
-      的任务损失和蒸馏损失都高于 KD、准确率低于 KD；它的学生仍然比单独训练的学生更接近教师。
+    - 动量为 $m$ 的缓冲大约记住 $1/(1-m)$ 步，并以 $1/(1-m)$ 的权重累计稳定的梯度：蒸馏 4 倍、任务 0.57 倍、
+      记忆长七倍。
+    - 在 `ci` 下论断没有复现：这里的 KD 没有权衡，而 DOT 在两个随机种子上的任务损失和蒸馏损失都高于 KD、准确率低于 KD；
+      它的学生仍然比单独训练的学生更接近教师。
 
     **练习。**
     1. *DOT 只是重新加权吗？* 用 DOT 的长期权重训练种子 0 的 KD：
        `distill("kd", budget=budget, teacher=teacher, seed=0, hparams={"ce_weight": 0.1 * 0.1 / 0.175, "kd_weight": 0.9 * 0.1 / 0.025}, progress=False)`
-       （ci：约 20 秒）。把它的损失曲线和训练图像上的 KD 项与 DOT 的运行比较。权重对齐之后，DOT 还剩下什么？
+       （ci：约 20 秒）。把它的损失曲线和测试 KL 与 DOT 的运行比较。权重对齐之后，DOT 还剩下什么？
     2. *扫描 $\Delta$。* 对 `d = 0.0` 和 `d = 0.05` 运行
        `run_experiment("dot", budget=budget, teacher=teacher, hparams={**dot_hparams, "delta": d})`
        （ci：约 100 秒）。检查 `d = 0.0` 在舍入误差内重现 KD 学生的历史，然后比较不同 $\Delta$ 下最后一轮的训练 CE 和 KD 项。
