@@ -48,28 +48,19 @@ class Outputs:
     y: torch.Tensor
 
 
-def _last(features):
-    return features[-1]
-
-
-#: name -> loss of one batch (a scalar). Each public loss of kdteach.losses that trains a student.
+#: name -> loss of one batch (a scalar), at each method's default hyper-parameters: every public loss
+#: of kdteach.losses that trains a student from a teacher's outputs or from the labels.
 LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     "kd_loss": lambda o: L.kd_loss(o.student_logits, o.teacher_logits, 4.0),
+    "dkd_loss": lambda o: L.dkd_loss(o.student_logits, o.teacher_logits, o.y, 1.0, 8.0, 4.0),
+    "mlkd_class_loss": lambda o: L.mlkd_class_loss(o.student_logits, o.teacher_logits, 4.0),
+    "mlkd_batch_loss": lambda o: L.mlkd_batch_loss(o.student_logits, o.teacher_logits, 4.0),
+    "soft_target_loss (perm.)": lambda o: L.soft_target_loss(
+        o.student_logits, L.permute_nontarget(L.softened_probs(o.teacher_logits, 4.0), o.y,
+                                              torch.Generator(device="cpu").manual_seed(0)), 4.0),
+    "tfkd_reg_loss": lambda o: L.tfkd_reg_loss(o.student_logits, o.y, 0.99, 20.0),
     "at_loss (3 stages)": lambda o: sum(L.at_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
 }
-
-
-def _optional(name: str, fn: Callable[[Outputs], torch.Tensor]) -> None:
-    LOSSES[name] = fn
-
-
-# the response losses of the second wave (DESIGN §8); each is added when kdteach.losses has it
-if hasattr(L, "dkd_loss"):
-    _optional("dkd_loss", lambda o: L.dkd_loss(o.student_logits, o.teacher_logits, o.y, 1.0, 8.0, 4.0))
-if hasattr(L, "mlkd_class_loss"):
-    _optional("mlkd_class_loss", lambda o: L.mlkd_class_loss(o.student_logits, o.teacher_logits, 4.0))
-if hasattr(L, "mlkd_batch_loss"):
-    _optional("mlkd_batch_loss", lambda o: L.mlkd_batch_loss(o.student_logits, o.teacher_logits, 4.0))
 
 
 def timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int = 2) -> float:
