@@ -246,8 +246,10 @@ def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None,
         exp = run_experiment("kd", budget=b, seeds=seeds, teacher=t, progress=bool(progress))
         shared["kd"] = {s: exp.runs[s].record["last_acc"] for s in seeds}
         for a in GRADED_ASSISTANTS.get((b.teacher, b.student), ()):
-            label = f"{b.teacher} -> {a} (kd)"
-            shared[label] = {s: run_chain([b.teacher, a], "kd", budget=b, seed=s, teacher_model=t,
+            # link 1 of TAKD's chain teacher -> a -> student: method "takd" (KD's loss), so its cache key is the
+            # one the takd notebook's chains compute (the key leaves out `assistants`, which only names the chain)
+            label = f"{b.teacher} -> {a} (takd)"
+            shared[label] = {s: run_chain([b.teacher, a], "takd", budget=b, seed=s, teacher_model=t,
                                           progress=bool(progress)).links[1].record["last_acc"] for s in seeds}
         if verbose:
             for label, accs in shared.items():
