@@ -21,8 +21,8 @@ from kdteach.features import capture
 from kdteach.models import count_parameters, create, kdteach_name, list_models, load_benchmark_state_dict
 
 CIFAR = ["resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4",
-         "resnet32x4", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg13", "mobilenetv2", "shufflenetv1",
-         "shufflenetv2"]
+         "resnet32x4", "resnet50", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2", "vgg8", "vgg11", "vgg13",
+         "vgg16", "vgg19", "mobilenetv2", "shufflenetv1", "shufflenetv2"]
 ALL = ["tiny_teacher", "tiny_student", "tiny_assistant", "tiny_assistant_small"] + CIFAR
 # counts at 100 classes quoted for the CRD benchmark's nets (the brief / papers using the benchmark)
 KNOWN_100 = {"resnet8x4": 1.23e6, "resnet32x4": 7.43e6, "wrn_40_2": 2.26e6, "resnet56": 0.86e6,
@@ -90,6 +90,22 @@ def _bench_vgg(cfg, nc):
     return keys + [("classifier.weight", (nc, 512)), ("classifier.bias", (nc,))]
 
 
+def _bench_resnet50(nc):
+    """The benchmark's resnetv2.ResNet50: Bottleneck (expansion 4) blocks 3/4/6/3, widths 64..512, ``linear``."""
+    keys = [("conv1.weight", (64, 3, 3, 3))] + _bn("bn1", 64)
+    cin = 64
+    for layer, (planes, n, stride) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2)), start=1):
+        for b in range(n):
+            p, cout = f"layer{layer}.{b}", 4 * planes
+            keys += [(f"{p}.conv1.weight", (planes, cin, 1, 1))] + _bn(f"{p}.bn1", planes)
+            keys += [(f"{p}.conv2.weight", (planes, planes, 3, 3))] + _bn(f"{p}.bn2", planes)
+            keys += [(f"{p}.conv3.weight", (cout, planes, 1, 1))] + _bn(f"{p}.bn3", cout)
+            if b == 0 and (stride != 1 or cin != cout):
+                keys += [(f"{p}.shortcut.0.weight", (cout, cin, 1, 1))] + _bn(f"{p}.shortcut.1", cout)
+            cin = cout
+    return keys + [("linear.weight", (nc, 2048)), ("linear.bias", (nc,))]
+
+
 def _bench_mobile_half(nc):
     setting = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                (6, 320, 1, 1)]
@@ -147,11 +163,16 @@ BENCH = {
     **{f"resnet{d}": (lambda nc, d=d: _bench_resnet(d, _BASE, nc)) for d in (8, 14, 20, 32, 44, 56, 110)},
     "resnet8x4": lambda nc: _bench_resnet(8, _X4, nc),
     "resnet32x4": lambda nc: _bench_resnet(32, _X4, nc),
+    "resnet50": _bench_resnet50,
+    "wrn_16_1": lambda nc: _bench_wrn(16, 1, nc),
     "wrn_16_2": lambda nc: _bench_wrn(16, 2, nc),
     "wrn_40_1": lambda nc: _bench_wrn(40, 1, nc),
     "wrn_40_2": lambda nc: _bench_wrn(40, 2, nc),
     "vgg8": lambda nc: _bench_vgg([[64], [128], [256], [512], [512]], nc),
+    "vgg11": lambda nc: _bench_vgg([[64], [128], [256] * 2, [512] * 2, [512] * 2], nc),
     "vgg13": lambda nc: _bench_vgg([[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]], nc),
+    "vgg16": lambda nc: _bench_vgg([[64] * 2, [128] * 2, [256] * 3, [512] * 3, [512] * 3], nc),
+    "vgg19": lambda nc: _bench_vgg([[64] * 2, [128] * 2, [256] * 4, [512] * 4, [512] * 4], nc),
     "mobilenetv2": _bench_mobile_half,
     "shufflenetv1": _bench_shufflev1,
     "shufflenetv2": _bench_shufflev2,
@@ -357,8 +378,12 @@ def test_benchmark_names():
     assert kdteach_name("resnet32x4_vanilla") == "resnet32x4"
     assert kdteach_name("resnet8x4") == "resnet8x4"
     assert kdteach_name("wrn_40_2_cifar100_lr_0.05_decay_0.0005_trial_0") == "wrn_40_2"
+    assert kdteach_name("ResNet50") == "resnet50"
+    assert kdteach_name("ResNet50_vanilla") == "resnet50"
+    assert kdteach_name("vgg19_bn") == "vgg19"
+    assert kdteach_name("wrn_16_1") == "wrn_16_1"
     with pytest.raises(ValueError, match="known"):
-        kdteach_name("ResNet50")
+        kdteach_name("ResNet18")
 
 
 def test_fc_alias_keeps_benchmark_names():
@@ -367,6 +392,8 @@ def test_fc_alias_keeps_benchmark_names():
     m.fc = nn.Linear(512, 7)
     assert m.classifier.out_features == 7 and m.num_classes == 7
     assert not any(k.startswith("fc.") for k in m.state_dict())
+    r50 = create("resnet50")
+    assert r50.fc is r50.linear and not any(k.startswith("fc.") for k in r50.state_dict())
     mb = create("mobilenetv2")
     assert mb.fc is mb.classifier[0]
     assert create("shufflenetv2").fc.in_features == 1024
@@ -449,3 +476,17 @@ def test_cuda_forward_backward_bf16_channels_last(name):
         ref = m.eval()(x)
         cpu = copy.deepcopy(m).cpu().to(memory_format=torch.contiguous_format)(x.cpu().contiguous())
     assert torch.allclose(ref.cpu(), cpu, atol=1e-3 * (1 + cpu.abs().max().item()), rtol=1e-3)
+
+
+def test_resnet50_bottleneck_equals_the_benchmark_formula():
+    """relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1 x))))))) + shortcut(x)), projection only where shapes change."""
+    m = model("resnet50").eval()
+    with torch.no_grad():
+        for blk, cin, side in ((m.layer2[0], 256, 8), (m.layer2[1], 512, 4)):
+            x = torch.relu(torch.randn(2, cin, side, side))
+            branch = torch.relu(blk.bn1(blk.conv1(x)))
+            branch = blk.bn3(blk.conv3(torch.relu(blk.bn2(blk.conv2(branch)))))
+            short = x if blk.shortcut is None else blk.shortcut(x)
+            assert torch.allclose(blk(x), torch.relu(branch + short), atol=1e-6)
+    assert m.layer1[0].shortcut is not None and m.layer1[1].shortcut is None
+    assert m.layer2[0].conv2.stride == (2, 2) and m.layer2[0].conv1.stride == (1, 1)

@@ -16,11 +16,12 @@ from .base import KDModel, Stage, count_parameters, init_weights
 from .compat import BENCHMARK_NAMES, kdteach_name, load_benchmark_state_dict
 from .mobilenetv2 import mobilenetv2
 from .resnet import resnet8, resnet8x4, resnet14, resnet20, resnet32, resnet32x4, resnet44, resnet56, resnet110
+from .resnetv2 import resnet50
 from .shufflenetv1 import shufflenetv1
 from .shufflenetv2 import shufflenetv2
 from .tiny import tiny_assistant, tiny_assistant_small, tiny_student, tiny_teacher
-from .vgg import vgg8, vgg13
-from .wrn import wrn_16_2, wrn_40_1, wrn_40_2
+from .vgg import vgg8, vgg11, vgg13, vgg16, vgg19
+from .wrn import wrn_16_1, wrn_16_2, wrn_40_1, wrn_40_2
 
 MODELS: dict[str, Callable[..., KDModel]] = {
     "tiny_teacher": tiny_teacher,
@@ -36,11 +37,16 @@ MODELS: dict[str, Callable[..., KDModel]] = {
     "resnet110": resnet110,
     "resnet8x4": resnet8x4,
     "resnet32x4": resnet32x4,
+    "resnet50": resnet50,
+    "wrn_16_1": wrn_16_1,
     "wrn_16_2": wrn_16_2,
     "wrn_40_1": wrn_40_1,
     "wrn_40_2": wrn_40_2,
     "vgg8": vgg8,
+    "vgg11": vgg11,
     "vgg13": vgg13,
+    "vgg16": vgg16,
+    "vgg19": vgg19,
     "mobilenetv2": mobilenetv2,
     "shufflenetv1": shufflenetv1,
     "shufflenetv2": shufflenetv2,

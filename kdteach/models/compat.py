@@ -7,8 +7,9 @@ for key. What differs is only around the tensors:
 
 * the benchmark's teacher checkpoints are dicts ``{"model": state_dict, "epoch": ..., ...}``;
 * weights saved from ``nn.DataParallel`` carry a ``module.`` prefix;
-* model names: the benchmark's ``vgg8``/``vgg13`` are its ``vgg8_bn``/``vgg13_bn`` (ours too),
-  ``mobile_half`` is our ``mobilenetv2``, ``ShuffleV1``/``ShuffleV2`` our ``shufflenetv1``/``v2``.
+* model names: the benchmark's ``vgg8``..``vgg19`` are its ``vgg8_bn``..``vgg19_bn`` (ours too),
+  ``ResNet50`` is our ``resnet50``, ``mobile_half`` our ``mobilenetv2``, ``ShuffleV1``/``ShuffleV2``
+  our ``shufflenetv1``/``v2``.
 
 :func:`load_benchmark_state_dict` handles these and then loads strictly, with an error that lists
 missing keys, unexpected keys and shape mismatches.
@@ -24,10 +25,10 @@ from torch import nn
 #: the benchmark's ``model_dict`` names -> kdteach names (same architecture)
 BENCHMARK_NAMES: dict[str, str] = {
     **{n: n for n in ("resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56",
-                      "resnet110", "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_1", "wrn_40_2",
-                      "vgg8", "vgg13")},
-    "vgg8_bn": "vgg8",
-    "vgg13_bn": "vgg13",
+                      "resnet110", "resnet8x4", "resnet32x4", "wrn_16_1", "wrn_16_2", "wrn_40_1",
+                      "wrn_40_2", "vgg8", "vgg11", "vgg13", "vgg16", "vgg19")},
+    **{f"vgg{d}_bn": f"vgg{d}" for d in (8, 11, 13, 16, 19)},
+    "ResNet50": "resnet50",
     "mobile_half": "mobilenetv2",
     "ShuffleV1": "shufflenetv1",
     "ShuffleV2": "shufflenetv2",

@@ -1,4 +1,4 @@
-"""CIFAR VGG nets of the CRD benchmark: vgg8 and vgg13 (the benchmark's ``vgg8_bn`` / ``vgg13_bn``).
+"""CIFAR VGG nets of the CRD benchmark: vgg8, vgg11, vgg13, vgg16, vgg19 (its ``vgg*_bn``).
 
 Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
 ICLR 2015, in the CIFAR form of the CRD benchmark (Tian et al., ICLR 2020; HobbitLong/RepDistiller
@@ -7,7 +7,8 @@ between groups 0-1, 1-2 and 2-3 (none between 3 and 4 at 32x32), global average 
 single ``classifier`` Linear(512, num_classes). No fully connected hidden layers.
 
 Configurations (convs per group, widths 64/128/256/512/512):
-``vgg8`` = [1, 1, 1, 1, 1] ("S"), ``vgg13`` = [2, 2, 2, 2, 2] ("B").
+``vgg8`` = [1, 1, 1, 1, 1] ("S"), ``vgg11`` = [1, 1, 2, 2, 2] ("A"), ``vgg13`` = [2, 2, 2, 2, 2] ("B"),
+``vgg16`` = [2, 2, 3, 3, 3] ("D"), ``vgg19`` = [2, 2, 4, 4, 4] ("E").
 
 Each ``block{i}`` is an ``nn.Sequential`` with the benchmark's indices (conv, BN, ReLU, conv, BN, ...;
 the group ends with a BN), so parameter names, shapes and order equal the benchmark's. The ReLU
@@ -31,6 +32,8 @@ CFG = {
     "S": [[64], [128], [256], [512], [512]],
     "A": [[64], [128], [256, 256], [512, 512], [512, 512]],
     "B": [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    "D": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    "E": [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
 }
 
 
@@ -91,6 +94,21 @@ def vgg8(num_classes: int = 10) -> CifarVGG:
     return CifarVGG(CFG["S"], num_classes)
 
 
+def vgg11(num_classes: int = 10) -> CifarVGG:
+    """VGG-11 with BN (config "A", the benchmark's ``vgg11_bn``); ~9.28M parameters at 100 classes."""
+    return CifarVGG(CFG["A"], num_classes)
+
+
 def vgg13(num_classes: int = 10) -> CifarVGG:
     """VGG-13 with BN (config "B", the benchmark's ``vgg13_bn``); ~9.46M parameters at 100 classes."""
     return CifarVGG(CFG["B"], num_classes)
+
+
+def vgg16(num_classes: int = 10) -> CifarVGG:
+    """VGG-16 with BN (config "D", the benchmark's ``vgg16_bn``); ~14.77M parameters at 100 classes."""
+    return CifarVGG(CFG["D"], num_classes)
+
+
+def vgg19(num_classes: int = 10) -> CifarVGG:
+    """VGG-19 with BN (config "E", the benchmark's ``vgg19_bn``); ~20.09M parameters at 100 classes."""
+    return CifarVGG(CFG["E"], num_classes)

@@ -1,4 +1,4 @@
-"""CIFAR Wide ResNets of the CRD benchmark: wrn_16_2, wrn_40_1, wrn_40_2.
+"""CIFAR Wide ResNets of the CRD benchmark: wrn_16_1, wrn_16_2, wrn_40_1, wrn_40_2.
 
 Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016: pre-activation blocks
 (BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut), depth = 6n + 4, widths 16, 16k, 32k, 64k for widen
@@ -115,6 +115,11 @@ class WideResNet(KDModel):
         out = self.block3(self.block2(self.block1(self.conv1(x))))
         out = self.relu(self.bn1(out))
         return self.fc(torch.flatten(self.avgpool(out), 1))
+
+
+def wrn_16_1(num_classes: int = 10) -> WideResNet:
+    """WRN-16-1 (n=2, widths 16/16/32/64); ~0.18M parameters at 100 classes."""
+    return WideResNet(16, 1, num_classes)
 
 
 def wrn_16_2(num_classes: int = 10) -> WideResNet:
