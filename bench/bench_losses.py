@@ -60,6 +60,7 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
                                               torch.Generator(device="cpu").manual_seed(0)), 4.0),
     "tfkd_reg_loss": lambda o: L.tfkd_reg_loss(o.student_logits, o.y, 0.99, 20.0),
     "at_loss (3 stages)": lambda o: sum(L.at_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
+    "fitnet_loss (hint stage)": lambda o: L.fitnet_loss(o.student_features[1], o.teacher_features[1]),  # feat[2]
 }
 
 

@@ -24,6 +24,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   (understanding_kd).
 - :func:`virtual_teacher_kl`: KL from Tf-KD reg's virtual-teacher target to a model's predictions;
   :func:`prediction_entropy`: the mean entropy of a model's predictions (tfkd).
+- :func:`hint_residual`: the fraction of a teacher hint layer's variance that the best per-position
+  affine map of a student's guided layer leaves unexplained (fitnet).
 - :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
   softened predictions) between two models over an image set (mlkd).
 
@@ -49,7 +51,7 @@ from .losses._validate import check_tensor
 
 __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "decoupled_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence",
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
-           "virtual_teacher_kl", "prediction_entropy", "similarity_distance"]
+           "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -829,3 +831,60 @@ def similarity_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor,
         sums["batch"] += mlkd_batch_loss(zs, zt, t).item()
         sums["class"] += mlkd_class_loss(zs, zt, t).item()
     return {k: v / (full // batch_size) for k, v in sums.items()}
+
+
+def hint_residual(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str, teacher_stage: str,
+                  batch_size: int = 500) -> float:
+    """How much of the teacher's hint the student's guided layer fails to carry, with no trained regressor
+    (FitNets, Romero et al., ICLR 2015: the guided layer v_g should predict the hint u_h).
+
+    Over all images of ``x`` and all positions, fits the least-squares affine map from the guided
+    features (C_g channels) to the hint features (C_h channels), position by position (a 1x1 conv with
+    bias, the FitNets regressor of equal-size maps without its BN and ReLU), and returns the fraction of
+    the hint's variance it leaves unexplained, SSE / SST = 1 − R² (0: the hint is an affine function of
+    the guided features; 1: nothing of it is). The map is fitted and scored on the same images (C_g + 1
+    parameters per hint channel against N·h·w positions, so the optimism is negligible). If the maps
+    differ in size the larger is average-pooled to the smaller first. The same measure applies to any
+    student, so a student trained alone and a FitNets student (whose own regressor is not used) compare
+    on equal terms.
+
+    Args:
+        student, teacher: kdteach models on the same device (both run in eval mode, no gradients).
+        x: (N, 3, H, W) normalised images.
+        student_stage: the guided stage's name; teacher_stage: the hint stage's name.
+        batch_size: images per forward pass.
+
+    Returns:
+        The unexplained fraction of the hint's variance, in [0, 1] (float).
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, or a hint with no variance over ``x``.
+    """
+    from .losses.feature import _pool_to_common
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(student)
+    gram = cross = None
+    t_sq, t_sum, n = 0.0, None, 0
+    with _evaluating(student, teacher), capture(student, [student_stage]) as fs, \
+            capture(teacher, [teacher_stage]) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            g, h = _pool_to_common(fs[student_stage].double(), ft[teacher_stage].double())
+            a = torch.cat([g.transpose(0, 1).flatten(1), torch.ones(1, g.numel() // g.shape[1], dtype=g.dtype,
+                                                                     device=g.device)]).T   # (P, C_g + 1)
+            b = h.transpose(0, 1).flatten(1).T                                                 # (P, C_h)
+            gram = a.T @ a if gram is None else gram + a.T @ a
+            cross = a.T @ b if cross is None else cross + a.T @ b
+            t_sq += float(b.square().sum())
+            t_sum = b.sum(0) if t_sum is None else t_sum + b.sum(0)
+            n += b.shape[0]
+    w = torch.linalg.pinv(gram) @ cross
+    sse = t_sq - 2.0 * float((w * cross).sum()) + float((w * (gram @ w)).sum())
+    sst = t_sq - float(t_sum.square().sum()) / n
+    if not sst > 0:
+        raise ValueError(f"the teacher's hint stage {teacher_stage!r} has no variance over x; hint_residual is undefined")
+    return min(1.0, max(0.0, sse / sst))

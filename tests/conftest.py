@@ -32,3 +32,39 @@ def offline_data():
     folder = os.environ.get("KDTEACH_DATA")
     assert folder, "set KDTEACH_DATA to the folder of the offline CIFAR subsets (e.g. ../shared/data)"
     return folder
+
+
+@pytest.fixture(scope="module")
+def ci_batch():
+    """16 images of the ci data (16x16, normalised) and their labels: one real batch for loss terms."""
+    from kdteach.data import example_batch
+
+    return example_batch(16, "cifar10", resolution=16)
+
+
+@pytest.fixture
+def tiny_pair():
+    """(tiny student seed 0, tiny teacher seed 1 in eval mode), untrained: equal stage widths (16, 24, 32)."""
+    import kdteach.train as T
+
+    return T.build_model("tiny_student", 10, 0), T.build_model("tiny_teacher", 10, 1).eval()
+
+
+@pytest.fixture
+def cached_ci_teacher(tmp_path, monkeypatch):
+    """A ci teacher in a temporary cache (untrained weights are enough for the commands' plumbing), with
+    KDTEACH_CACHE, KDTEACH_RESULTS (``tmp_path / "results"``) and KDTEACH_DEVICE=cpu set for the test."""
+    import kdteach.train as T
+    from kdteach import results, zoo
+    from kdteach.train.budgets import get_budget
+
+    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDTEACH_DEVICE", "cpu")
+    budget = get_budget("ci")
+    teacher = T.build_model(budget.teacher, 10, 0)
+    record = results.new_record(method="teacher", teacher=None, student=budget.teacher, dataset="cifar10",
+                                budget="ci", seed=0, hparams={}, recipe=budget.teacher_recipe(),
+                                history=[{"epoch": 1, "test_acc": 10.0}], wall_time=0.0, device="cpu")
+    zoo.save_to_cache("teacher", teacher, budget, 0, record)
+    return teacher

@@ -15,6 +15,7 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   :func:`fsp_matrix`, :func:`fsp_loss` (FSP); :func:`kdsvd_loss` and its steps
   :func:`svd_features`, :func:`align_singular_vectors`, :func:`canonical_signs`, :func:`rbf_dfv`,
   :func:`kdsvd_vector_loss` (KD-SVD)
+- :mod:`kdteach.losses.hint`: :func:`fitnet_loss` (FitNets' hint loss; the regressor is the method's)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
   :func:`dafl_entropy_loss` (DAFL's generator losses; these keep the teacher's gradients)
 - :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
@@ -29,6 +30,7 @@ from .cam import class_activation_map, grad_cam, normalize_map
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
+from .hint import fitnet_loss
 from .response import kd_loss, mlkd_batch_loss, mlkd_class_loss, softened_probs
 from .decoupled import binary_probs, dkd_loss, dkd_terms, nontarget_probs
 from .soft_targets import matched_epsilon, permute_nontarget, smoothed_targets, soft_target_loss
@@ -60,6 +62,8 @@ __all__ = [
     "attention_map",
     "at_loss",
     "at_loss_paper",
+    # feature: FitNets
+    "fitnet_loss",
     # feature: FSP
     "fsp_matrix",
     "fsp_loss",

@@ -16,6 +16,7 @@ from .dafl import DAFL
 from .dkd import DKD
 from .dml import DML
 from .dot import DOT
+from .fitnet import FitNet, FitNet1Stage
 from .fsp import FSP
 from .kd import KD
 from .kdsvd import KDSVD
@@ -29,6 +30,8 @@ METHODS: dict[str, type[Method]] = {
     "kd": KD,
     "at": AT,
     "fsp": FSP,
+    "fitnet": FitNet,
+    "fitnet_1stage": FitNet1Stage,
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
