@@ -13,6 +13,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_cam_overlays`: CAM vs Grad-CAM overlaid on the images
 - :func:`plot_fsp_matrices`: FSP matrices on one colour scale (FSP)
 - :func:`plot_singular_vectors`: singular values and right singular vectors (KD-SVD)
+- :func:`plot_hint_channels`: a teacher's hint channels next to regressed guided features (FitNets)
 - :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
@@ -21,6 +22,7 @@ from .charts import history_values, plot_bars, plot_curves, plot_similarity_matr
 from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
 from .images import plot_image_grid
+from .hints import plot_hint_channels
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
 from .similarity import plot_similarity_pairs
 from .soft_targets import plot_gradient_scale, plot_target_distributions
@@ -38,6 +40,7 @@ __all__ = [
     "plot_cam_overlays",
     "plot_fsp_matrices",
     "plot_singular_vectors",
+    "plot_hint_channels",
     "plot_image_grid",
     "plot_curves",
     "plot_bars",

@@ -18,6 +18,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.mlkd`: :class:`MLKDExplorer` (mlkd notebook).
 - :mod:`kdteach.widgets.understanding_kd`: :class:`KDEffectsExplorer` (understanding_kd notebook).
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
+- :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -41,6 +42,7 @@ from .dkd import DKDExplorer, dkd_explorer_state
 from .mlkd import MLKDExplorer, mlkd_explorer_state
 from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
+from .fitnet import RegressorExplorer, regressor_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
@@ -56,4 +58,5 @@ __all__ = [
     "mlkd_explorer_state", "MLKDExplorer",
     "kd_effects_state", "KDEffectsExplorer",
     "tfkd_explorer_state", "VirtualTeacherExplorer",
+    "regressor_explorer_state", "RegressorExplorer",
 ]
