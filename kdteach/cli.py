@@ -8,6 +8,7 @@ Commands::
     kdteach distill --method kd --teacher resnet32x4 --student resnet8x4 --budget gpu --seed 0 [--epochs N]
     kdteach results [--method kd] [--budget ci] [--metric best_acc]
     kdteach zoo warm [--quiet] [--seeds 0 1] [--budget ci]
+    kdteach zoo import FILE --arch NAME [--dataset cifar100] [--budget paper] [--seed 0] [--no-eval]
     kdteach notebooks export --lang en|zh DIR [NOTEBOOKS...]
     kdteach notebooks run [PATHS...]
     kdteach notebooks check [PATHS...]
@@ -128,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--quiet", action="store_true", help="no progress bars")
     w.add_argument("--teachers-only", action="store_true",
                    help="only the teacher and the students alone, not the shared KD and assistant runs")
+    i = zsub.add_parser("import", help="register a CRD-benchmark teacher checkpoint as the cached teacher",
+                        description="Load a teacher checkpoint (the CRD benchmark's {'model': state_dict, ...} or "
+                                    "a bare state dict) with weights_only=True, check every key and shape against "
+                                    "--arch, report its test accuracy next to the benchmark's published one, and "
+                                    "cache it as the budget's teacher so that `kdteach distill` uses it "
+                                    "(kdteach.zoo.import_teacher).")
+    i.add_argument("file", help="the checkpoint, e.g. save/models/resnet56_vanilla/ckpt_epoch_240.pth")
+    i.add_argument("--arch", required=True, help="its architecture (a zoo name or the benchmark's, e.g. ResNet50)")
+    i.add_argument("--dataset", choices=("cifar10", "cifar100"), default="cifar100",
+                   help="the classes it predicts (default: cifar100, the benchmark's)")
+    i.add_argument("--budget", default="paper", help=f"one of {budgets}: whose teacher it becomes (default: paper)")
+    i.add_argument("--seed", type=_int, default=0, help="the teacher seed it is cached under (default 0, "
+                                                        "the one distill uses)")
+    i.add_argument("--no-eval", action="store_true", help="do not measure the test accuracy")
 
     q = sub.add_parser("notebooks", help="export, run or check the course notebooks",
                        description="Export monolingual copies of the notebooks, re-execute them, check them, "
@@ -218,6 +233,10 @@ def _cmd_results(args) -> int:
 def _cmd_zoo(args) -> int:
     from . import zoo
 
+    if args.zoo_command == "import":
+        zoo.import_teacher(args.file, args.arch, dataset=args.dataset, budget=args.budget, seed=args.seed,
+                           evaluate=not args.no_eval)
+        return 0
     summary = zoo.warm(budget=args.budget, seeds=args.seeds, progress=not args.quiet, verbose=True,
                        runs=not args.teachers_only)
     students = ", ".join(f"seed {s}: {a:.2f}%" for s, a in summary["students"].items())

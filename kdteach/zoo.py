@@ -4,6 +4,8 @@
 checkpoint for the same (architecture, dataset, budget, seed, recipe) exists, and training and
 caching it otherwise. :func:`student_baseline` does the same for the student trained alone (the
 baseline of every comparison). :func:`warm` fills the cache for a budget (``make test`` runs it).
+:func:`import_teacher` puts a published CRD-benchmark teacher (``kdteach zoo import FILE --arch NAME``)
+where :func:`teacher` finds it.
 
 The cache key holds the architecture, dataset, budget name, seed and a hash of the recipe (the
 budget fields that decide the training, plus the data source and sizes), so changing a budget's
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -181,8 +186,10 @@ def _get_or_train(role: str, arch: str | None, dataset: str | None, budget: str 
                                          role=role, label=f"{role} {arch} ({b.dataset}, budget {b.name}, seed {seed})",
                                          verbose=verbose)
     if verbose:
+        acc = record["last_acc"]
+        source = "imported from " + record["recipe"]["imported_from"] if record.get("imported") else source
         print(f"{role} {arch} ({b.dataset}, budget {b.name}, seed {seed}): test accuracy "
-              f"{record['last_acc']:.2f}% [{source}]", flush=True)
+              f"{'not measured' if math.isnan(acc) else f'{acc:.2f}%'} [{source}]", flush=True)
     return model, record
 
 
@@ -215,6 +222,168 @@ def student_baseline(arch: str | None = None, dataset: str | None = None, budget
         (method ``"student"``).
     """
     return _get_or_train("student", arch, dataset, budget, seed, progress, verbose)
+
+
+#: The CRD benchmark's published CIFAR-100 teachers (HobbitLong/RepDistiller,
+#: ``scripts/fetch_pretrained_teachers.sh``, files ``<name>_vanilla/ckpt_epoch_240.pth``): kdteach name ->
+#: (the benchmark's name, the teacher's CIFAR-100 test accuracy in percent as the benchmark's README reports it
+#: in its "Benchmark Results on CIFAR-100" tables).
+PUBLISHED_TEACHERS: dict[str, tuple[str, float]] = {
+    "wrn_40_2": ("wrn_40_2", 75.61), "resnet56": ("resnet56", 72.34), "resnet110": ("resnet110", 74.31),
+    "resnet32x4": ("resnet32x4", 79.42), "vgg13": ("vgg13", 74.64), "resnet50": ("ResNet50", 79.34),
+}
+
+_IMPORT_WRAPPERS = ("model", "state_dict")   # {"model": sd, ...} (the benchmark), {"state_dict": sd, ...}
+
+
+def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The ``{key: tensor}`` state dict inside the file at ``path``, loaded with ``weights_only=True``.
+
+    Accepts a bare state dict and the checkpoint dicts ``{"model": state_dict, ...}`` /
+    ``{"state_dict": state_dict, ...}``; ``module.`` prefixes (DataParallel) are removed
+    (:func:`kdteach.models.compat._unwrap`). Anything else is a ValueError naming the file.
+    """
+    import argparse
+    import pickle
+
+    from .models.compat import _unwrap
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04" and magic[:1] != b"\x80":
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip archive nor a legacy pickle)")
+    try:
+        # the benchmark's *_last.pth also stores its argparse options (a Namespace of numbers and strings)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
+        text = str(exc)
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\s*Please use|\s*Check the documentation|$)", text, re.S)
+        reason = " ".join((found.group(1) if found else (text.strip() or type(exc).__name__).splitlines()[0]).split())
+        reason = reason.split(". ")[0]
+        raise ValueError(f"{path} is not a PyTorch checkpoint that loads with weights_only=True "
+                         f"({reason[:200]})") from None
+    if isinstance(obj, dict):
+        inner = next((obj[k] for k in _IMPORT_WRAPPERS if isinstance(obj.get(k), dict)), obj)
+        if inner and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in inner.items()):
+            return _unwrap(inner)
+    keys = f"keys {sorted(map(str, obj))[:6]}" if isinstance(obj, dict) else type(obj).__name__
+    raise ValueError(f"{path} holds no state dict (expected {{'model': state_dict, ...}} or a bare "
+                     f"{{name: tensor}} state dict; found {keys})")
+
+
+def _fitting_archs(state_dict: dict[str, torch.Tensor], num_classes: int) -> list[str]:
+    """Zoo models whose parameter names and shapes are exactly those of ``state_dict`` (built on the meta device)."""
+    from . import models as kdmodels
+
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    fits = []
+    for name in kdmodels.list_models():
+        with torch.device("meta"):
+            own = kdmodels.create(name, num_classes=num_classes).state_dict()
+        if {k: tuple(v.shape) for k, v in own.items()} == shapes:
+            fits.append(name)
+    return fits
+
+
+def _published_note(arch: str) -> str:
+    if arch not in PUBLISHED_TEACHERS:
+        return "the benchmark publishes no teacher of this architecture"
+    name, acc = PUBLISHED_TEACHERS[arch]
+    return f"the CRD benchmark reports {acc:.2f}% for its {name} (RepDistiller README)"
+
+
+def import_teacher(path: str | os.PathLike, arch: str, dataset: str = "cifar100", budget: str | Budget | None = "paper",
+                   seed: int = 0, *, evaluate: bool = True, verbose: bool = True) -> nn.Module:
+    """Load a CRD-benchmark (or any kdteach-compatible) checkpoint and register it as the cached teacher.
+
+    The published CIFAR-100 teachers of the CRD benchmark (Tian et al., "Contrastive Representation
+    Distillation", ICLR 2020; :data:`PUBLISHED_TEACHERS`) then serve :func:`teacher` and
+    ``kdteach distill --budget paper`` instead of a 240-epoch training run.
+
+    Steps: ``torch.load(path, weights_only=True)``; take the state dict out of a benchmark checkpoint
+    ``{"model": state_dict, "epoch": ..., ...}`` or use a bare state dict; drop ``module.`` prefixes; check
+    every key and shape against ``arch`` (:func:`kdteach.models.load_benchmark_state_dict`; nothing is
+    loaded unless all fit); evaluate top-1 accuracy on the dataset's test split at the budget's
+    resolution when the data are present; write the teacher atomically to
+    :func:`cache_path` ``("teacher", arch, budget, seed)`` (replacing a trained one).
+
+    Args:
+        path: the checkpoint file (e.g. ``resnet56_vanilla/ckpt_epoch_240.pth``).
+        arch: its kdteach architecture (:func:`kdteach.models.list_models`; the benchmark's names such
+            as ``"ResNet50"`` or ``"vgg13_bn"`` are accepted too, see :func:`kdteach.models.kdteach_name`).
+        dataset: ``"cifar100"`` (the published teachers) or ``"cifar10"``; decides the classes K.
+        budget: the budget whose cached teacher it becomes (default ``"paper"``).
+        seed: the teacher seed it is registered under (:func:`teacher` and ``distill`` use seed 0).
+        evaluate: measure the test accuracy (skipped, with a note, when the dataset is not present).
+        verbose: print the measured accuracy next to the published one.
+
+    Returns:
+        The teacher (eval mode, default device) with ``kd_arch``, ``kd_record`` and ``kd_test_acc``
+        (the measured top-1 accuracy in percent; NaN when it was not measured).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a checkpoint, holds no state dict, or does not fit ``arch`` (the
+            message names the first mismatching key with both shapes, and the zoo models it fits).
+    """
+    from . import data as kdata
+    from .models import MODELS, kdteach_name, load_benchmark_state_dict
+    from .models.compat import first_mismatch
+    from .results import new_record
+    from .train.trainer import top1_accuracy
+
+    if not isinstance(arch, str):
+        raise TypeError(f"arch must be a model name (str), got {type(arch).__name__}")
+    if arch not in MODELS:
+        try:
+            arch = kdteach_name(arch)
+        except ValueError:
+            build_model(arch, 10)  # raises the zoo's "unknown model ..., available models: ..." error
+    b = _budget_for(budget, dataset)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    path = Path(path)
+    k = NUM_CLASSES[b.dataset]
+    state_dict = _read_checkpoint(path)
+    model = build_model(arch, k)
+    first = first_mismatch(model, state_dict)
+    if first is not None:
+        fits = _fitting_archs(state_dict, k)
+        hint = f"it fits {', '.join(fits)}" if fits else f"it fits no zoo model with {k} classes"
+        raise ValueError(f"{path} is not a {arch} checkpoint for {b.dataset} ({hint}); first mismatch: "
+                         f"{first.replace('vs model', 'vs ' + arch)}")
+    load_benchmark_state_dict(model, state_dict)
+    model.to(config.default_device()).eval()
+    acc, n_test, where = float("nan"), 0, "not measured (evaluate=False)"
+    if evaluate:
+        try:
+            split = kdata.load_split(b.dataset, train=False)
+        except kdata.DatasetNotFoundError:
+            where = f"not measured: no {b.dataset} test split here (see README, 'Getting CIFAR')"
+        else:
+            if split.resolution != b.resolution:
+                split = split.resized(b.resolution)
+            loader = kdata.DeviceLoader(split, b.test_batch_size, config.default_device(), train=False)
+            acc, n_test = top1_accuracy(model, loader), len(split)
+            where = f"{acc:.2f}% on {n_test:,} test images ({split.source})"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = new_record(method="teacher", teacher=None, student=arch, dataset=b.dataset, budget=b.name, seed=seed,
+                        hparams={}, recipe={"imported_from": path.name, "sha256": digest,
+                                            "published_acc": PUBLISHED_TEACHERS.get(arch, (None, None))[1]},
+                        history=[{"epoch": 0, "test_acc": acc, "seconds": 0.0, "test_images": n_test}],
+                        wall_time=0.0, device=str(config.default_device()))
+    record["imported"] = True
+    target = cache_path("teacher", arch, b, seed)
+    with _file_lock(target, verbose):
+        _save(target, model, arch, "teacher", k, record)
+    model.kd_arch, model.kd_record, model.kd_test_acc = arch, record, acc
+    if verbose:
+        print(f"imported {arch} ({b.dataset}) from {path}: test accuracy {where}; {_published_note(arch)}. "
+              f"Cached as the budget-{b.name} teacher (seed {seed}) in {target}", flush=True)
+    return model
 
 
 def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None, *, progress: bool | None = None,
@@ -257,4 +426,5 @@ def warm(budget: str | Budget | None = None, seeds: Iterable[int] | None = None,
     return {"teacher": t.kd_test_acc, "students": students, "runs": shared}
 
 
-__all__ = ["teacher", "student_baseline", "warm", "cache_key", "cache_path", "save_to_cache", "cached_model"]
+__all__ = ["teacher", "student_baseline", "warm", "import_teacher", "PUBLISHED_TEACHERS", "cache_key", "cache_path",
+           "save_to_cache", "cached_model"]

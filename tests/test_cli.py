@@ -15,7 +15,7 @@ from kdteach.train import build_model
 from kdteach.train.budgets import get_budget
 
 COMMANDS = [[], ["models"], ["methods"], ["train-teacher"], ["distill"], ["results"], ["zoo"], ["zoo", "warm"],
-            ["notebooks"], ["notebooks", "export"], ["notebooks", "run"], ["notebooks", "check"],
+            ["zoo", "import"], ["notebooks"], ["notebooks", "export"], ["notebooks", "run"], ["notebooks", "check"],
             ["notebooks", "readme"]]
 
 

@@ -67,6 +67,28 @@ def _unwrap(state_dict: Mapping) -> dict[str, torch.Tensor]:
     return out
 
 
+def first_mismatch(model: nn.Module, state_dict: Mapping) -> str | None:
+    """The first tensor (in the model's order) where ``state_dict`` does not fit ``model``, or None.
+
+    Args:
+        model: a kdteach zoo model.
+        state_dict: a benchmark state_dict or checkpoint, as :func:`load_benchmark_state_dict` takes.
+
+    Returns:
+        E.g. ``"layer1.0.conv1.weight: checkpoint (32, 32, 3, 3) vs model (16, 16, 3, 3)"``; a key the
+        checkpoint lacks reads ``"<key>: checkpoint has none vs model (...)"``, a key the model lacks
+        ``"<key>: checkpoint (...) vs model has none"``. None when every key and shape fits.
+    """
+    sd = _unwrap(state_dict)
+    own = model.state_dict()
+    for k, v in own.items():
+        if k not in sd or sd[k].shape != v.shape:
+            ours = "has none" if k not in sd else tuple(sd[k].shape)
+            return f"{k}: checkpoint {ours} vs model {tuple(v.shape)}"
+    extra = next((k for k in sd if k not in own), None)
+    return None if extra is None else f"{extra}: checkpoint {tuple(sd[extra].shape)} vs model has none"
+
+
 def load_benchmark_state_dict(model: nn.Module, state_dict: Mapping) -> nn.Module:
     """Load CRD-benchmark weights into a kdteach model of the same architecture, strictly.
 

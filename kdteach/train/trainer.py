@@ -97,6 +97,31 @@ class _ShuffleLoader(kdata.DeviceLoader):
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+def autocast_for(device: torch.device):
+    """The autocast kdteach's forwards run under: bfloat16 on CUDA, none elsewhere."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def top1_accuracy(model: nn.Module, loader: kdata.DeviceLoader) -> float:
+    """Top-1 accuracy (percent) of ``model`` over ``loader``'s (x (B, 3, H, W), y (B,)) batches.
+
+    The model runs in eval mode under :func:`autocast_for` of the loader's device (its mode is restored).
+    """
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
+    try:
+        with torch.inference_mode(), autocast_for(loader.device):
+            for x, y in loader:
+                correct += (model(x).argmax(1) == y).sum()
+    finally:
+        model.train(was_training)
+    return 100.0 * correct.item() / loader.num_samples
+
+
 def model_name(model: nn.Module | None) -> str | None:
     """The zoo name of a model (``model.kd_arch`` set by kdteach), else its class name."""
     if model is None:
@@ -341,9 +366,7 @@ class Trainer:
         return opt
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast_for(self.device)
 
     def _warmup(self, stage: StagePlan, stage_epoch: int) -> float:
         w = self.budget.warmup_epochs
@@ -647,15 +670,7 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, model: nn.Module | None = None) -> float:
         """Top-1 accuracy (percent) of ``model`` (default: the student) on the budget's test split."""
-        model = self.student if model is None else model
-        was_training = model.training
-        model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        with torch.inference_mode(), self._autocast():
-            for x, y in self.test_loader:
-                correct += (model(x).argmax(1) == y).sum()
-        model.train(was_training)
-        return 100.0 * correct.item() / self.test_loader.num_samples
+        return top1_accuracy(self.student if model is None else model, self.test_loader)
 
     @torch.no_grad()
     def evaluate_heads(self) -> dict[str, float]:
