@@ -23,11 +23,11 @@ nbt.add_prose(nb, r"""
     ICCV 2023; arXiv:2307.08436. <https://arxiv.org/abs/2307.08436>. The authors' code: mdistiller,
     <https://github.com/megvii-research/mdistiller> (`mdistiller/engine/dot.py`).
 
-    **The idea in one sentence.** Keep KD's loss but back-propagate its task term and its distillation
-    term separately, and give the distillation gradient a larger momentum ($\mu + \Delta$) than the task
-    gradient ($\mu - \Delta$), so that the optimiser follows the teacher more persistently.
+    **The idea in one sentence.** Keep KD's loss but back-propagate its task and distillation terms
+    separately, giving the distillation gradient a larger momentum ($\mu + \Delta$) than the task
+    gradient ($\mu - \Delta$), so the optimiser follows the teacher more persistently.
 
-    **Run time** (whole notebook, with `kdteach zoo warm` done: teacher, students alone and KD students cached):
+    **Run time** (whole notebook, after `kdteach zoo warm`: teacher, students alone and KD students cached):
 
     | budget | what runs | time |
     |---|---|---|
@@ -36,7 +36,7 @@ nbt.add_prose(nb, r"""
     | `gpu` | all of CIFAR-100, `resnet32x4` -> `resnet8x4`, 60 epochs, 3 seeds | minutes on one GPU |
     | `paper` | the authors' recipe (240 epochs, CIFAR-100) | hours on a GPU |
 
-    Choose the budget with the environment variable `KDTEACH_BUDGET` before starting the kernel.
+    Choose the budget with `KDTEACH_BUDGET` before starting the kernel.
 """, r"""
     # DOT：面向蒸馏的训练器
 
@@ -47,7 +47,7 @@ nbt.add_prose(nb, r"""
     **一句话概括。** 保留 KD 的损失，但把任务项和蒸馏项分开反向传播，并给蒸馏梯度更大的动量（$\mu + \Delta$），
     给任务梯度更小的动量（$\mu - \Delta$），让优化器更持久地跟随教师。
 
-    **运行时间**（整本笔记；已执行 `kdteach zoo warm`：教师、单独训练的学生和 KD 学生均已缓存）：
+    **运行时间**（整本笔记，执行 `kdteach zoo warm` 之后：教师、单独训练的学生和 KD 学生均已缓存）：
 
     | 计算预算 | 运行内容 | 时间 |
     |---|---|---|
@@ -56,7 +56,7 @@ nbt.add_prose(nb, r"""
     | `gpu` | 完整 CIFAR-100，`resnet32x4` -> `resnet8x4`，60 轮，3 个随机种子 | 单张 GPU 上几分钟 |
     | `paper` | 作者的训练方案（240 轮，CIFAR-100） | GPU 上数小时 |
 
-    启动内核前用环境变量 `KDTEACH_BUDGET` 选择计算预算。
+    启动内核前用 `KDTEACH_BUDGET` 选择计算预算。
 """)
 
 nbt.add_code(nb, r"""
@@ -90,18 +90,18 @@ nbt.add_prose(nb, r"""
     ## 1. The question
 
     KD trains the student on two losses at once: a **task loss** (cross-entropy with the labels) and a
-    **distillation loss** (the KL divergence to the teacher's softened outputs). Zhao et al. report a
+    **distillation loss** (KL divergence to the teacher's softened outputs). Zhao et al. report a
     **trade-off**: with the distillation loss added, the student's logits move towards the teacher's,
-    yet its training task loss ends *higher* than that of the same student trained alone.
+    yet its training task loss ends *higher* than the same student's trained alone.
 
     Their reading: the distillation loss is *insufficiently optimised*. The teacher's task loss is
-    lower than the student's, so a student that matched the teacher better should also have a lower
-    task loss. Summing the two losses under one momentum is multi-task learning, where the two
-    gradients can conflict. The remedy changes no loss but the **optimiser**, so that the distillation
-    gradient dominates the update.
+    lower than the student's, so a student matching the teacher better should also have a lower task
+    loss. Summing the two losses under one momentum is multi-task learning, where the gradients can
+    conflict. The remedy changes no loss, only the **optimiser**, so that the distillation gradient
+    dominates the update.
 
-    **In the taxonomy.** *Response-based*, *offline* distillation: the knowledge is KD's, unchanged;
-    DOT is a way to train it, and can wrap other distillation losses too.
+    **In the taxonomy.** *Response-based*, *offline* distillation: DOT trains KD's unchanged knowledge
+    another way, and can wrap other distillation losses too.
 """, r"""
     ## 1. 问题
 
@@ -121,13 +121,13 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ## 2. The knowledge and the loss
 
-    **The loss is KD's** (see the kd notebook), split into its two terms:
+    **The loss is KD's** (see the kd notebook), split in two terms:
 
     $$\mathcal{L}_{\mathrm{task}} = \alpha_{\mathrm{CE}}\,\mathrm{CE}(z_s, y), \qquad
     \mathcal{L}_{\mathrm{KD}} = \alpha_{\mathrm{KD}}\, T^2\, \frac{1}{B}\sum_{b=1}^{B}
     \mathrm{KL}\big(p_t^{(b)} \,\|\, p_s^{(b)}\big), \qquad p = \mathrm{softmax}(z / T).$$
 
-    **The update is new.** Per step, two backward passes through one forward pass give the two
+    **The update is new.** Per step, two backward passes through one forward pass give the
     gradients $g_{\mathrm{task}} = \nabla_\theta \mathcal{L}_{\mathrm{task}}$ and
     $g_{\mathrm{KD}} = \nabla_\theta \mathcal{L}_{\mathrm{KD}}$. Each has its own momentum buffer:
 
@@ -135,28 +135,25 @@ nbt.add_prose(nb, r"""
     \qquad v_{\mathrm{KD}} \leftarrow (\mu + \Delta)\, v_{\mathrm{KD}} + g_{\mathrm{KD}},
     \qquad \theta \leftarrow \theta - \eta\,(v_{\mathrm{task}} + v_{\mathrm{KD}}).$$
 
-    Plain KD is the case $\Delta = 0$: the two buffers then add up to SGD's single buffer
+    Plain KD is $\Delta = 0$: the two buffers then sum to SGD's single buffer
     $v \leftarrow \mu v + g_{\mathrm{task}} + g_{\mathrm{KD}} + \lambda\theta$. The authors use
-    $\mu = 0.9$ and $\Delta = 0.075$, so the task gradient gets momentum 0.825 and the distillation
-    gradient 0.975.
+    $\mu = 0.9$ and $\Delta = 0.075$: momentum 0.825 for the task gradient, 0.975 for the distillation
+    gradient.
 
     | symbol | meaning | code |
     |---|---|---|
-    | $\theta$ | the student's parameters (and the method's extras) | `params` of the optimiser |
+    | $\theta$ | the student's parameters (and the method's extras) | the optimiser's `params` |
     | $g_{\mathrm{task}}$, $g_{\mathrm{KD}}$ | gradients of the task and distillation terms | `p.grad` after `ce` backward; `collect_distillation_grads()` after `kd` backward |
     | $v_{\mathrm{task}}$, $v_{\mathrm{KD}}$ | the two momentum buffers | `state[p]["task_momentum_buffer"]`, `state[p]["distillation_momentum_buffer"]` |
-    | $\mu$, $\Delta$ | base momentum, momentum split | `budget.momentum` (0.9), hyper-parameter `delta` (0.075) |
+    | $\mu$, $\Delta$ | base momentum, momentum split | `budget.momentum` (0.9), `delta` (0.075) |
     | $\eta$, $\lambda$ | learning rate (the budget's schedule), weight decay | `group["lr"]`, `budget.weight_decay` |
     | $\alpha_{\mathrm{CE}}$, $\alpha_{\mathrm{KD}}$, $T$ | KD's weights and temperature (0.1, 0.9, 4) | `ce_weight`, `kd_weight`, `temperature` |
     | the optimiser | SGD with two momenta | `kdteach.optim.DistillationOrientedSGD` |
     | two backward passes | $\mathcal{L}_{\mathrm{KD}}$ first, then $\mathcal{L}_{\mathrm{task}}$ | `get_method("dot").backward(terms, optimizer)` |
 
-    **What a larger momentum buys.** A buffer with momentum $m$ sums past gradients with weights
-    $1, m, m^2, \dots$: it averages about $1/(1-m)$ steps and turns a steady gradient into $g / (1 - m)$.
-    In the long run DOT weighs the task gradient by $1/0.175 \approx 5.7$ and the distillation gradient
-    by $1/0.025 = 40$, where SGD weighs both by 10: four times more distillation, 0.57 times the task.
-    That part is a reweighting; what is not is the *memory*: about 40 steps for the distillation
-    gradient, about 6 for the task gradient.
+    **What a larger momentum buys.** Against SGD, DOT weighs a steady distillation gradient four times
+    more and the task gradient 0.57 times, and remembers the distillation gradient seven times longer
+    (Deeper note below).
 """, r"""
     ## 2. 知识与损失
 
@@ -183,13 +180,27 @@ nbt.add_prose(nb, r"""
     | $\theta$ | 学生的参数（以及方法的额外模块） | 优化器的 `params` |
     | $g_{\mathrm{task}}$、$g_{\mathrm{KD}}$ | 任务项与蒸馏项的梯度 | `ce` 反向传播后的 `p.grad`；`kd` 反向传播后调用 `collect_distillation_grads()` |
     | $v_{\mathrm{task}}$、$v_{\mathrm{KD}}$ | 两个动量缓冲 | `state[p]["task_momentum_buffer"]`、`state[p]["distillation_momentum_buffer"]` |
-    | $\mu$、$\Delta$ | 基础动量、动量的拆分量 | `budget.momentum`（0.9）、超参数 `delta`（0.075） |
+    | $\mu$、$\Delta$ | 基础动量、动量的拆分量 | `budget.momentum`（0.9）、`delta`（0.075） |
     | $\eta$、$\lambda$ | 学习率（计算预算的学习率调度）、权重衰减 | `group["lr"]`、`budget.weight_decay` |
     | $\alpha_{\mathrm{CE}}$、$\alpha_{\mathrm{KD}}$、$T$ | KD 的权重与温度（0.1、0.9、4） | `ce_weight`、`kd_weight`、`temperature` |
     | 优化器 | 带两个动量的 SGD | `kdteach.optim.DistillationOrientedSGD` |
     | 两次反向传播 | 先 $\mathcal{L}_{\mathrm{KD}}$，后 $\mathcal{L}_{\mathrm{task}}$ | `get_method("dot").backward(terms, optimizer)` |
 
-    **更大的动量带来什么。** 动量为 $m$ 的缓冲以权重 $1, m, m^2, \dots$ 累加过去的梯度：它大约平均 $1/(1-m)$ 步，
+    **更大的动量带来什么。** 与 SGD 相比，DOT 给稳定的蒸馏梯度 4 倍的权重、给任务梯度 0.57 倍的权重，
+    并把蒸馏梯度记住七倍长的时间（见下面的"深入"部分）。
+""")
+nbt.add_prose(nb, r"""
+    ### Deeper: the long-run weights
+
+    A buffer with momentum $m$ sums past gradients with weights $1, m, m^2, \dots$: it averages about
+    $1/(1-m)$ steps and turns a steady gradient into $g / (1 - m)$. In the long run DOT weighs the task
+    gradient by $1/0.175 \approx 5.7$ and the distillation gradient by $1/0.025 = 40$, where SGD weighs
+    both by 10: four times more distillation, 0.57 times the task. That part is a reweighting; what is
+    not is the *memory*: about 40 steps for the distillation gradient, about 6 for the task gradient.
+""", r"""
+    ### 深入：长期权重
+
+    动量为 $m$ 的缓冲以权重 $1, m, m^2, \dots$ 累加过去的梯度：它大约平均 $1/(1-m)$ 步，
     并把稳定的梯度变成 $g / (1 - m)$。长期来看，DOT 给任务梯度的权重是 $1/0.175 \approx 5.7$，给蒸馏梯度的权重是
     $1/0.025 = 40$，而 SGD 给两者的权重都是 10：蒸馏 4 倍、任务 0.57 倍。这一部分是重新加权；不是重新加权的是*记忆*：
     蒸馏梯度约 40 步，任务梯度约 6 步。
@@ -244,15 +255,15 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ## 3. From scratch
 
-    **The update by hand.** Three parameters, two steps, and for each step a fixed task gradient and a
-    fixed distillation gradient (as the two backward passes would deliver them), with $\eta = 0.1$,
-    $\lambda = 0.01$, $\mu = 0.9$ and the authors' $\Delta$. Nothing depends on the budget, so the
-    printed numbers are the same on every machine (nbval checks them).
+    **The update by hand.** Three parameters, two steps, each with a fixed task and distillation gradient
+    (as the two backward passes would deliver them), $\eta = 0.1$, $\lambda = 0.01$, $\mu = 0.9$ and the
+    authors' $\Delta$. Nothing depends on the budget: the printed numbers are the same on every machine
+    (nbval checks them).
 """, r"""
     ## 3. 从零实现
 
-    **手算更新。** 三个参数、两步；每一步给定一个任务梯度和一个蒸馏梯度（就像两次反向传播给出的那样），
-    取 $\eta = 0.1$、$\lambda = 0.01$、$\mu = 0.9$ 和作者的 $\Delta$。这里与计算预算无关，
+    **手算更新。** 三个参数、两步，每一步给定一个任务梯度和一个蒸馏梯度（就像两次反向传播给出的那样），
+    $\eta = 0.1$、$\lambda = 0.01$、$\mu = 0.9$ 和作者的 $\Delta$。这里与计算预算无关，
     打印的数字在每台机器上都相同（由 nbval 检查）。
 """)
 
@@ -281,11 +292,11 @@ nbt.add_code(nb, r"""
 
 nbt.add_prose(nb, r"""
     **The library's optimiser on the same numbers.** `collect_distillation_grads()` moves each
-    parameter's `.grad` into the optimiser (and clears `.grad`), exactly what the trainer does between
+    parameter's `.grad` into the optimiser (and clears `.grad`), as the trainer does between
     the two backward passes; `step()` then reads the task gradient from `.grad`.
 """, r"""
     **库中的优化器在同一组数字上。** `collect_distillation_grads()` 把每个参数的 `.grad` 移入优化器（并清空
-    `.grad`），这正是训练器在两次反向传播之间做的事；之后 `step()` 从 `.grad` 读取任务梯度。
+    `.grad`），与训练器在两次反向传播之间做的一样；之后 `step()` 从 `.grad` 读取任务梯度。
 """)
 
 nbt.add_code(nb, r"""
@@ -320,10 +331,10 @@ nbt.add_code(nb, r"""
 
 nbt.add_prose(nb, r"""
     **Two backward passes through one forward pass.** On a tiny linear "student" (6 inputs, 4 classes)
-    with fixed teacher logits, `get_method("dot").backward(terms, optimizer)` (what the trainer calls
-    every step) must leave the distillation gradient in the optimiser and the task gradient in `.grad`,
-    each equal to `torch.autograd.grad` of its own term. The cosine between the two gradients says how
-    much they pull in different directions.
+    with fixed teacher logits, `get_method("dot").backward(terms, optimizer)` (called every step by the
+    trainer) must leave the distillation gradient in the optimiser and the task gradient in `.grad`, each
+    equal to `torch.autograd.grad` of its own term. The cosine between the two gradients says how far
+    they pull apart.
 """, r"""
     **一次前向传播，两次反向传播。** 在一个很小的线性"学生"（6 个输入、4 个类别）和固定的教师 logits 上，
     `get_method("dot").backward(terms, optimizer)`（训练器每一步调用它）必须把蒸馏梯度留在优化器里、
@@ -361,8 +372,12 @@ nbt.add_code(nb, r"""
 """, check_output=True)
 
 nbt.add_prose(nb, r"""
+    ### Deeper: bad input, and the long-run weights checked
+
     Bad input fails early with a message that names the argument and what was expected:
 """, r"""
+    ### 深入：错误的输入，以及长期权重的检验
+
     错误的输入会尽早失败，报错信息指明参数和期望的取值：
 """)
 
@@ -374,14 +389,10 @@ nbt.add_code(nb, r"""
 """)
 
 nbt.add_prose(nb, r"""
-    ### Deeper: the long-run weights, checked
-
-    Feed the same gradient for many steps (with $\eta = 0$, so only the buffers move): each buffer
+    **The long-run weights, checked.** Feed the same gradient for many steps (with $\eta = 0$, so only the buffers move): each buffer
     settles at $g / (1 - m)$, the "four times more distillation, 0.57 times the task" of section 2.
 """, r"""
-    ### 深入：验证长期权重
-
-    连续许多步输入同一个梯度（取 $\eta = 0$，只让缓冲变化）：每个缓冲都稳定在 $g / (1 - m)$，即第 2 节所说的
+    **验证长期权重。** 连续许多步输入同一个梯度（取 $\eta = 0$，只让缓冲变化）：每个缓冲都稳定在 $g / (1 - m)$，即第 2 节所说的
     "蒸馏 4 倍、任务 0.57 倍"。
 """)
 
@@ -405,14 +416,14 @@ nbt.add_code(nb, r"""
 nbt.add_prose(nb, r"""
     ## 4. Seeing the knowledge
 
-    DOT moves no new knowledge; what it changes is *how* the student walks towards the teacher. Two
-    pictures of that walk, before any training.
+    DOT moves no new knowledge; it changes *how* the student walks towards the teacher. Two pictures of
+    that walk, before training.
 
     **How long a gradient is remembered.** A gradient taken at step 0 still moves the weights $j$ steps
-    later, by $\eta\, m^j$; summed over all later steps it moves them by $\eta/(1-m)$. The figure shows
-    the cumulative effect for the three momenta, with the dotted line at one epoch of this budget. At `ci`
-    (43 steps an epoch) DOT's distillation buffer still carries a sizeable share of a gradient one epoch
-    later; its task buffer forgets it within a few steps.
+    later, by $\eta\, m^j$; summed over all later steps, by $\eta/(1-m)$. The figure shows the cumulative
+    effect for the three momenta (dotted: one epoch of this budget). At `ci` (43 steps an epoch)
+    DOT's distillation buffer still carries a sizeable share of a gradient one epoch later; its task
+    buffer forgets it within a few steps.
 """, r"""
     ## 4. 看见知识
 
@@ -442,22 +453,21 @@ nbt.add_code(nb, r"""
 """)
 
 nbt.add_prose(nb, r"""
-    **A 2-D toy.** A task loss with its optimum at $a$ and a distillation loss with its optimum at $b$
-    and one shallow direction ($w_2$). From the same start, SGD with one momentum steps on their sum,
-    DOT on the two gradients with $\mu \mp \Delta$ (both computed with the library: `torch.optim.SGD`
-    and `DistillationOrientedSGD` in `kdteach.widgets.dot_toy_state`). After 30 steps neither has
-    converged and DOT is ahead on *both* losses: the long memory carries it faster down the shallow
-    direction. After 600 steps both rest, and DOT rests at the reweighted optimum (the red cross), with
-    less distillation loss and more task loss than SGD: on a fixed problem the gain is a matter of
-    speed, not of a better end point. Whether a network's losses behave like this toy is what
-    section 5 tests.
+    **A 2-D toy.** A task loss with optimum $a$ and a distillation loss with optimum $b$ and one shallow
+    direction ($w_2$). From the same start, SGD with one momentum steps on their sum,
+    DOT on the two gradients with $\mu \mp \Delta$ (`torch.optim.SGD` and `DistillationOrientedSGD`, in
+    `kdteach.widgets.dot_toy_state`). After 30 steps neither has converged
+    and DOT leads on *both* losses: the long memory carries it faster down the shallow direction. After
+    600 steps both rest, DOT at the reweighted optimum (red cross), with less distillation loss and more
+    task loss than SGD: on a fixed problem the gain is speed, not a better end point. Section 5 tests
+    whether a network's losses behave like this toy.
 """, r"""
     **二维玩具问题。** 任务损失的最优点在 $a$，蒸馏损失的最优点在 $b$，且有一个平缓的方向（$w_2$）。
     从同一个起点出发，单动量的 SGD 在两者之和上更新，DOT 则用 $\mu \mp \Delta$ 分别处理两个梯度
-    （都由库计算：`kdteach.widgets.dot_toy_state` 中的 `torch.optim.SGD` 和 `DistillationOrientedSGD`）。
+    （`kdteach.widgets.dot_toy_state` 中的 `torch.optim.SGD` 和 `DistillationOrientedSGD`）。
     30 步后两者都未收敛，而 DOT 在*两个*损失上都领先：长记忆让它沿平缓方向走得更快。600 步后两者都停下来，
     DOT 停在重新加权后的最优点（红色叉号），蒸馏损失比 SGD 低、任务损失比 SGD 高：在固定的问题上，
-    收益在于速度，而不在于更好的终点。网络中的损失是否也像这个玩具问题一样，由第 5 节检验。
+    收益在于速度，而不在于更好的终点。第 5 节检验网络中的损失是否也像这个玩具问题一样。
 """)
 
 nbt.add_code(nb, r"""
@@ -478,16 +488,16 @@ nbt.add_code(nb, r"""
 nbt.add_prose(nb, r"""
     ## 5. Experiment
 
-    Same budget, same seeds: the cached teacher, the student alone (cached), the KD student (cached and
-    shared with the kd notebook: `run_experiment("kd")` loads it) and the DOT student, trained from the
-    same initialisation with KD's loss and DOT's optimiser.
+    Same budget, same seeds: the cached teacher, student alone and KD student (the last shared with the
+    kd notebook: `run_experiment("kd")` loads it), and the DOT student, trained from the same
+    initialisation with KD's loss and DOT's optimiser.
 
     **The headline is the mechanism.** DOT keeps KD's knowledge, so the card checks what every KD-style
-    card checks: on *test* images the DOT student's softened outputs are closer to the teacher's than
-    those of the student alone (the mean $\mathrm{KL}(p_t \| p_s)$ at $T = 4$, `soft_target_kl`, lower is
-    closer). DOT's own claim is sharper: closer to the teacher than the KD student, *and* a lower task
-    loss. That comparison follows the card, printed and not asserted, because it is what this budget
-    tests and nothing guarantees it. Accuracy comes second, last epoch only.
+    card does: on *test* images the DOT student's softened outputs are closer to the teacher's than the
+    student alone's (mean $\mathrm{KL}(p_t \| p_s)$ at $T = 4$, `soft_target_kl`, lower is closer). DOT's
+    own claim is sharper: closer to the teacher than the KD student, *and* a lower task loss. That
+    comparison follows the card, printed, not asserted: it is what this budget tests, and nothing
+    guarantees it. Accuracy comes second, last epoch only.
 """, r"""
     ## 5. 实验
 
@@ -539,11 +549,11 @@ nbt.add_code(nb, r"""
 """)
 
 nbt.add_prose(nb, r"""
-    **Both loss curves, with and without DOT, on the same seed.** The paper's Figure 1 (right) in our
-    setting: per epoch, the training-set mean of the task loss (cross-entropy) and of the distillation
-    loss ($T^2$ KL), read from the run records' history (the recorded terms are weighted; the cell divides
-    by $\alpha_{\mathrm{CE}}$ and $\alpha_{\mathrm{KD}}$). The student alone gives the cross-entropy
-    baseline. Each point averages an epoch while the weights move, as the paper's curves do.
+    **Both loss curves, with and without DOT, on one seed.** The paper's Figure 1 (right) in our setting:
+    per epoch, the training-set mean of the task loss (cross-entropy) and the distillation loss
+    ($T^2$ KL), from the run records' history (recorded terms are weighted; the cell divides by
+    $\alpha_{\mathrm{CE}}$ and $\alpha_{\mathrm{KD}}$). The student alone gives the cross-entropy
+    baseline. Each point averages an epoch while the weights move, as in the paper's curves.
 """, r"""
     **同一随机种子下，有无 DOT 的两条损失曲线。** 这是论文图 1（右）在我们设置下的版本：每一轮训练集上
     任务损失（交叉熵）和蒸馏损失（$T^2$ KL）的均值，取自运行记录的历史（记录的是加权后的损失项；
@@ -599,16 +609,16 @@ nbt.add_prose(nb, r"""
     **Reading the curves.** At `ci` the picture is not the paper's. There is no trade-off to break:
     the KD student's training cross-entropy ends *below* the student alone's (the table). And DOT's
     curves lie above KD's from the second epoch on, on both seeds (the counts): its distillation loss
-    ends higher, not lower, and its task loss ends above the student alone's, so here DOT produces the
+    ends higher, not lower, and its task loss above the student alone's, so here DOT produces the
     trade-off it was designed to remove. Its student is still closer to the teacher than the student
-    alone (the card): its loss is KD's. Two seeds cannot say which difference from the paper is
-    responsible: the schedule (under a thousand steps against about 190,000), the models' size, or the
-    fourfold effective step on the distillation gradient. Exercise 1 separates reweighting from memory.
+    alone (the card): its loss is KD's. Two seeds cannot say what is responsible: the short schedule, the
+    small models (section 6) or the fourfold effective step on the distillation gradient. Exercise 1
+    separates reweighting from memory.
 """, r"""
     **解读曲线。** 在 `ci` 下看到的并不是论文的图景。这里没有需要打破的权衡：KD 学生的训练交叉熵最终*低于*单独训练的学生（见上表）。
     而从第二轮起，在两个随机种子上 DOT 的曲线都高于 KD（见计数）：它的蒸馏损失最终更高而不是更低，任务损失也高于单独训练的学生，
     因此在这里 DOT 恰恰制造了它本想消除的权衡。它的学生仍然比单独训练的学生更接近教师（见结果卡片）：它的损失就是 KD 的损失。
-    两个随机种子无法判断与论文的哪一点差异是原因：训练长度（不到一千步，论文约 19 万步）、模型大小，还是蒸馏梯度四倍的有效步长。
+    两个随机种子无法判断原因是什么：较短的训练、较小的模型（见第 6 节），还是蒸馏梯度四倍的有效步长。
     练习 1 把重新加权与记忆分开。
 """)
 
@@ -616,15 +626,15 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ## 6. The paper's numbers and ours
 
-    The numbers below are the main results the authors publish in their repository's README
-    (megvii-research/mdistiller, "DOT: Main Benchmark Results"), top-1 accuracy of KD and of KD+DOT;
-    the abstract quotes the ImageNet ResNet50 -> MobileNet-V1 gain, +2.59 points, which the README's two
-    numbers reproduce. We could not check the paper's own table numbering against its text, so the cell
-    cites the README. Ours: the same two students at `ci`, mean over the seeds.
+    Below: the main results of the authors' repository README (megvii-research/mdistiller, "DOT: Main
+    Benchmark Results"), top-1 accuracy of KD and KD+DOT; the README's two ImageNet ResNet50 ->
+    MobileNet-V1 numbers reproduce the abstract's +2.59 points. The cell cites the README as we could not
+    check the paper's table numbering against its text. Ours: the same two students at `ci`,
+    mean over seeds.
 """, r"""
     ## 6. 论文结果与我们的结果
 
-    下面的数字是作者在代码仓库 README（megvii-research/mdistiller，"DOT: Main Benchmark Results"）中发布的主要结果，
+    下面的数字是作者代码仓库 README（megvii-research/mdistiller，"DOT: Main Benchmark Results"）中的主要结果，
     即 KD 与 KD+DOT 的 top-1 准确率；摘要给出的 ImageNet ResNet50 -> MobileNet-V1 提升 +2.59 个百分点，
     与 README 中的两个数字一致。我们无法对照论文正文核实其表格编号，因此代码单元注明的出处是 README。
     我们的结果：`ci` 下同样的两种学生，对随机种子取平均。
@@ -661,29 +671,34 @@ nbt.add_code(nb, r"""
 nbt.add_prose(nb, r"""
     **An honest reading.** The authors' numbers put KD+DOT 0.8 to 1.8 points above KD on CIFAR-100,
     3.5 to 5.7 on Tiny-ImageNet and 0.7 to 2.6 on ImageNet. At `ci` DOT ends below KD on both seeds, by
-    more than the standard error of one accuracy. Our run is not a reproduction:
-
-    - data: 5,590 CIFAR-10 images at 16x16, 1,017 test images (the paper: CIFAR-100 at 32x32 and larger sets);
-    - models: about 50k and 13.6k parameters, against resnet32x4 -> resnet8x4 and larger;
-    - schedule: 20 epochs, cosine, lr 0.1, batch 128 (the authors: 240 epochs, lr 0.05, batch 64);
-      the distillation buffer's 40-step memory is a twentieth of our whole run;
-    - statistics: two seeds.
-
-    The mechanism the paper claims does not appear at this scale, and this notebook cannot say whether
-    it would at the paper's: run with `KDTEACH_BUDGET=gpu` (CIFAR-100, resnet32x4 -> resnet8x4) or `paper`.
+    more than the standard error of one accuracy. Our run is not a reproduction (data, models, schedule
+    and seeds differ: Deeper note below). The claimed mechanism does not appear at this scale; whether
+    it would at the paper's, this notebook cannot say: run with `KDTEACH_BUDGET=gpu` (CIFAR-100,
+    resnet32x4 -> resnet8x4) or `paper`.
 """, r"""
     **诚实的解读。** 作者的数字显示，KD+DOT 在 CIFAR-100 上比 KD 高 0.8 到 1.8 个百分点，在 Tiny-ImageNet 上高 3.5 到 5.7，
     在 ImageNet 上高 0.7 到 2.6。在 `ci` 下，DOT 在两个随机种子上都低于 KD，差距超过单个准确率的标准误。
-    我们的实验不是复现：
+    我们的实验不是复现（数据、模型、训练方案和随机种子都不同：见下面的"深入"部分）。论文所说的机制在这个规模上
+    没有出现，本笔记也无法判断它在论文的规模上是否会出现：请使用 `KDTEACH_BUDGET=gpu`（CIFAR-100，
+    resnet32x4 -> resnet8x4）或 `paper` 运行。
+""")
+nbt.add_prose(nb, r"""
+    ### Deeper: how our run differs from the paper's
+
+    - data: 5,590 CIFAR-10 images at 16x16, 1,017 test images (the paper: CIFAR-100 at 32x32 and larger sets);
+    - models: about 50k and 13.6k parameters, against resnet32x4 -> resnet8x4 and larger;
+    - schedule: 20 epochs, cosine, lr 0.1, batch 128 (the authors: 240 epochs, lr 0.05, batch 64), under
+      a thousand steps against about 190,000; the distillation buffer's 40-step memory is a twentieth of
+      our whole run;
+    - statistics: two seeds.
+""", r"""
+    ### 深入：我们的实验与论文的不同之处
 
     - 数据：5,590 张 16x16 的 CIFAR-10 图像、1,017 张测试图像（论文：32x32 的 CIFAR-100 以及更大的数据集）；
     - 模型：约 5 万和 1.36 万个参数，而论文是 resnet32x4 -> resnet8x4 以及更大的网络；
-    - 训练方案：20 轮、余弦学习率、学习率 0.1、批大小 128（作者：240 轮、学习率 0.05、批大小 64）；
-      蒸馏缓冲 40 步的记忆是我们整个训练的二十分之一；
+    - 训练方案：20 轮、余弦学习率、学习率 0.1、批大小 128（作者：240 轮、学习率 0.05、批大小 64），
+      不到一千步，论文约 19 万步；蒸馏缓冲 40 步的记忆是我们整个训练的二十分之一；
     - 统计：两个随机种子。
-
-    论文所说的机制在这个规模上没有出现，本笔记也无法判断它在论文的规模上是否会出现：请使用
-    `KDTEACH_BUDGET=gpu`（CIFAR-100，resnet32x4 -> resnet8x4）或 `paper` 运行。
 """)
 
 # ---------------------------------------------------------------------------------------------- 7
@@ -691,9 +706,9 @@ nbt.add_prose(nb, r"""
     ## 7. Interactive
 
     **Momentum explorer.** The 2-D toy of section 4. Move $\Delta$ (0 is SGD; negative values favour the
-    task gradient, which is not the paper's choice), the learning rate, the number of steps and a gradient
-    noise (a seeded stand-in for mini-batch noise, the same draws for both optimisers). Watch when DOT is
-    ahead on both losses, and where each optimiser comes to rest as the steps grow.
+    task gradient, not the paper's choice), the learning rate, the steps and a gradient noise (seeded, in
+    place of mini-batch noise, same draws for both optimisers). Watch when DOT leads on both
+    losses, and where each optimiser rests as the steps grow.
 """, r"""
     ## 7. 交互
 
@@ -725,12 +740,12 @@ nbt.add_prose(nb, r"""
 
     **Summary.**
     - DOT keeps KD's loss and changes the optimiser: two backward passes per step, momentum $\mu - \Delta$
-      for the task gradient and $\mu + \Delta$ for the distillation gradient ($0.825$ and $0.975$).
-    - A buffer with momentum $m$ remembers about $1/(1-m)$ steps and weighs a steady gradient by
-      $1/(1-m)$: four times more distillation, 0.57 times the task, a seven times longer memory.
-    - At `ci` the claim does not reproduce: KD shows no trade-off here, and DOT ends with higher task
-      and distillation losses and a lower accuracy than KD on both seeds; its student is still closer to
-      the teacher than the student alone.
+      ($0.825$) for the task gradient, $\mu + \Delta$ ($0.975$) for the distillation gradient.
+    - Momentum $m$ weighs a steady gradient by $1/(1-m)$ and remembers about $1/(1-m)$ steps: four times
+      more distillation, 0.57 times the task, seven times the memory.
+    - At `ci` the claim does not reproduce: KD shows no trade-off, and on both seeds DOT ends with higher
+      task and distillation losses and lower accuracy than KD; its student is still closer to the teacher
+      than the student alone.
 
     **Exercises.**
     1. *Is DOT a reweighting?* Train seed 0 with KD at DOT's long-run weights,
@@ -739,7 +754,7 @@ nbt.add_prose(nb, r"""
        once the weights are matched?
     2. *Sweep $\Delta$.* `run_experiment("dot", budget=budget, teacher=teacher, hparams={**dot_hparams, "delta": d})`
        for `d = 0.0` and `d = 0.05` (ci: about 100 s). `d = 0.0` is KD's update in exact arithmetic: how
-       close does its history come to the KD student's? Then compare the last-epoch train CE and KD term across $\Delta$.
+       close does its history come to KD's? Then compare the last-epoch train CE and KD term across $\Delta$.
     3. *Noise.* In the explorer, set 300 steps and raise the noise. Which optimiser ends closer to its
        resting point? Why does a longer memory both average the noise and lag behind (ci: no run)?
 
@@ -757,7 +772,7 @@ nbt.add_prose(nb, r"""
     **小结。**
     - DOT 保留 KD 的损失，只改优化器：每步两次反向传播，任务梯度的动量为 $\mu - \Delta$，蒸馏梯度的动量为
       $\mu + \Delta$（0.825 和 0.975）。
-    - 动量为 $m$ 的缓冲大约记住 $1/(1-m)$ 步，并以 $1/(1-m)$ 的权重累计稳定的梯度：蒸馏 4 倍、任务 0.57 倍、
+    - 动量 $m$ 以 $1/(1-m)$ 的权重累计稳定的梯度，并大约记住 $1/(1-m)$ 步：蒸馏 4 倍、任务 0.57 倍、
       记忆长七倍。
     - 在 `ci` 下论断没有复现：这里的 KD 没有权衡，而 DOT 在两个随机种子上的任务损失和蒸馏损失都高于 KD、准确率低于 KD；
       它的学生仍然比单独训练的学生更接近教师。
@@ -768,7 +783,7 @@ nbt.add_prose(nb, r"""
        （ci：约 20 秒）。把它的损失曲线和测试 KL 与 DOT 的运行比较。权重对齐之后，DOT 还剩下什么？
     2. *扫描 $\Delta$。* 对 `d = 0.0` 和 `d = 0.05` 运行
        `run_experiment("dot", budget=budget, teacher=teacher, hparams={**dot_hparams, "delta": d})`
-       （ci：约 100 秒）。在精确算术下 `d = 0.0` 就是 KD 的更新：它的历史与 KD 学生有多接近？然后比较不同 $\Delta$ 下最后一轮的训练 CE 和 KD 项。
+       （ci：约 100 秒）。在精确算术下 `d = 0.0` 就是 KD 的更新：它的历史与 KD 的有多接近？然后比较不同 $\Delta$ 下最后一轮的训练 CE 和 KD 项。
     3. *噪声。* 在探索器中把步数设为 300 并加大噪声。哪个优化器最终离自己的停留点更近？为什么更长的记忆既能平均掉噪声、
        又会滞后（ci：不需运行）？
 
