@@ -26,10 +26,10 @@ nbt.add_prose(nb, r"""
 
     **The idea in one sentence.** KD is a learned label smoothing and label smoothing is KD from a
     virtual teacher, so a student can be distilled without a better teacher: from a pre-trained copy
-    of itself (Tf-KD self) or from a hand-made distribution (Tf-KD reg).
+    of itself (Tf-KD self) or a hand-made distribution (Tf-KD reg).
 
-    **Run time** (whole notebook, with what `kdteach zoo warm` caches: the teacher, the students alone
-    and the KD students):
+    **Run time** (whole notebook, after `kdteach zoo warm` has cached the teacher, students alone and KD
+    students):
 
     | budget | what runs | time |
     |---|---|---|
@@ -38,7 +38,7 @@ nbt.add_prose(nb, r"""
     | `gpu` | all of CIFAR-100, `resnet8x4`, 60 epochs, 3 seeds | minutes on one GPU |
     | `paper` | the CRD benchmark recipe (240 epochs, CIFAR-100) | hours on a GPU |
 
-    Choose the budget with the environment variable `KDTEACH_BUDGET` before starting the kernel.
+    Choose the budget with `KDTEACH_BUDGET` before starting the kernel.
 """, r"""
     # 通过标签平滑正则化重新审视知识蒸馏
 
@@ -60,7 +60,7 @@ nbt.add_prose(nb, r"""
     | `gpu` | 完整 CIFAR-100，`resnet8x4`，60 轮，3 个随机种子 | 单张 GPU 上几分钟 |
     | `paper` | CRD 基准训练方案（240 轮，CIFAR-100） | GPU 上数小时 |
 
-    启动内核前用环境变量 `KDTEACH_BUDGET` 选择计算预算。
+    启动内核前用 `KDTEACH_BUDGET` 选择计算预算。
 """)
 
 nbt.add_code(nb, """
@@ -103,19 +103,19 @@ nbt.add_prose(nb, r"""
     student should help. Yuan et al. test two cases where it should not:
 
     - **Reversed KD (Re-KD):** the small student, trained alone, teaches the large teacher.
-    - **Defective KD (De-KD):** a teacher trained so briefly that it is far *worse* than the student
-      (a ResNet18 after one epoch, 15.48% on CIFAR-100) teaches it.
+    - **Defective KD (De-KD):** a barely trained teacher, far *worse* than the student (a ResNet18 after
+      one epoch, 15.48% on CIFAR-100), teaches it.
 
-    In the paper's experiments both still improve the student significantly, so soft targets do more
-    than transfer class similarities. The paper's answer is **label smoothing** (LS): the KD loss is
-    the LS loss with the uniform distribution replaced by the teacher's (section 2), so any teacher
-    regularises the student the way LS does.
+    Both still improve the student significantly in the paper's experiments, so soft targets do more
+    than transfer class similarities. The paper's answer is **label smoothing** (LS): the KD loss is the
+    LS loss with the teacher's distribution in place of the uniform one (section 2), so any teacher
+    regularises the student as LS does.
 
-    That suggests **teacher-free KD**: *Tf-KD self* uses a pre-trained copy of the student as its
-    teacher; *Tf-KD reg* uses a hand-made "virtual teacher" that is right on every image.
+    Hence **teacher-free KD**: *Tf-KD self* takes a pre-trained copy of the student as teacher, *Tf-KD
+    reg* a hand-made "virtual teacher" that is right on every image.
 
     **In the taxonomy.** *Response-based* knowledge; Tf-KD self is *self-distillation* (close to
-    born-again networks), Tf-KD reg needs no teacher network at all.
+    born-again networks); Tf-KD reg needs no teacher network.
 """, r"""
     ## 1. 问题
 
@@ -123,7 +123,7 @@ nbt.add_prose(nb, r"""
     那么只有比学生更好的教师才会有帮助。Yuan 等人检验了两种按此不该有帮助的情形：
 
     - **反向 KD（Re-KD）：** 单独训练的小学生去教大教师。
-    - **缺陷 KD（De-KD）：** 教师只训练了很短时间，远*不如*学生（训练一轮的 ResNet18，在 CIFAR-100 上
+    - **缺陷 KD（De-KD）：** 几乎没训练的教师，远*不如*学生（训练一轮的 ResNet18，在 CIFAR-100 上
       15.48%），由它来教学生。
 
     在论文的实验中，两种情形都仍然显著提升了学生，所以软目标（soft targets）做的不只是传递类别相似性。论文的
@@ -133,8 +133,8 @@ nbt.add_prose(nb, r"""
     由此得到**无教师 KD**（teacher-free KD）：*Tf-KD self* 用预先训练好的学生副本当教师；*Tf-KD reg* 用
     人工设计、在每张图片上都正确的“虚拟教师”。
 
-    **在分类体系中的位置。** *基于响应的知识*；Tf-KD self 属于*自蒸馏*（与再生网络很接近），Tf-KD reg
-    完全不需要教师网络。
+    **在分类体系中的位置。** *基于响应的知识*；Tf-KD self 属于*自蒸馏*（与再生网络很接近）；Tf-KD reg
+    不需要教师网络。
 """)
 
 # ---------------------------------------------------------------------------------------------- 2
@@ -142,8 +142,8 @@ nbt.add_prose(nb, r"""
     ## 2. The knowledge and the loss
 
     For one image with one-hot label $q$ over $K$ classes and student prediction $p$, write
-    $H(a, b) = -\sum_k a_k \log b_k$ for the cross-entropy, $H(a) = H(a, a)$ for the entropy and
-    $u = 1/K$ for the uniform distribution.
+    $H(a, b) = -\sum_k a_k \log b_k$ (cross-entropy), $H(a) = H(a, a)$ (entropy) and $u = 1/K$
+    (uniform).
 
     **Label smoothing and KD side by side.** LS trains on $q' = (1 - \alpha)\,q + \alpha\,u$; KD on
     the label and the teacher's softened output $p^t_\tau = \mathrm{softmax}(z_t / \tau)$:
@@ -166,12 +166,11 @@ nbt.add_prose(nb, r"""
     \qquad
     \mathcal{L}_{\mathrm{reg}} = (1 - \alpha)\,H(q, p) + \alpha\,\mathrm{KL}(p^d_\tau \,\|\, p_\tau),$$
 
-    with $c$ the label and $a = 0.99$: a teacher that is right on every image and has no opinion about
-    the wrong classes.
+    with $c$ the label and $a = 0.99$: right on every image, with no opinion about the wrong classes.
 
-    **What the authors' code computes.** Its target is not a softened teacher: it is
-    $r = \mathrm{softmax}(p^d / \tau)$, a softmax of *probabilities*, against the unsoftened student,
-    and its `nn.KLDivLoss()` averages over all $K$ classes as well as the batch:
+    **What the authors' code computes.** Its target is $r = \mathrm{softmax}(p^d / \tau)$, a softmax of
+    *probabilities* (not a softened teacher), against the unsoftened student, and its `nn.KLDivLoss()`
+    also averages over the $K$ classes:
 
     $$\mathcal{L}^{\mathrm{code}}_{\mathrm{reg}} = (1 - \alpha)\,H(q, p)
       + \frac{\alpha\, m}{K}\,\mathrm{KL}\big(\mathrm{softmax}(p^d / \tau) \,\|\, p\big) .$$
@@ -216,10 +215,10 @@ nbt.add_prose(nb, r"""
     \qquad
     \mathcal{L}_{\mathrm{reg}} = (1 - \alpha)\,H(q, p) + \alpha\,\mathrm{KL}(p^d_\tau \,\|\, p_\tau),$$
 
-    其中 $c$ 是标签、$a = 0.99$：这位教师在每张图片上都正确，对错误类别没有任何偏好。
+    其中 $c$ 是标签、$a = 0.99$：在每张图片上都正确，对错误类别没有任何偏好。
 
-    **作者代码实际计算的内容。** 它的目标不是软化后的教师，而是 $r = \mathrm{softmax}(p^d / \tau)$，即对
-    *概率*做 softmax，并与未软化的学生比较；它的 `nn.KLDivLoss()` 不仅对批次取平均，还对全部 $K$ 个类别取平均：
+    **作者代码实际计算的内容。** 它的目标是 $r = \mathrm{softmax}(p^d / \tau)$，即对*概率*做 softmax（而不是
+    软化后的教师），并与未软化的学生比较；它的 `nn.KLDivLoss()` 还对 $K$ 个类别取平均：
 
     $$\mathcal{L}^{\mathrm{code}}_{\mathrm{reg}} = (1 - \alpha)\,H(q, p)
       + \frac{\alpha\, m}{K}\,\mathrm{KL}\big(\mathrm{softmax}(p^d / \tau) \,\|\, p\big) .$$
@@ -289,11 +288,11 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ## 3. From scratch
 
-    A fixed tiny example: $B = 4$ images, $K = 10$ classes, seeded logits for a student and a teacher,
-    and labels; the numbers are the same on every machine.
+    A fixed tiny example: $B = 4$ images, $K = 10$ classes, seeded student and teacher logits and
+    labels; the numbers are the same on every machine.
 
-    **Step 1: LS by hand, and the identity with KD.** We build $q'$, its cross-entropy, and check it
-    against PyTorch's `label_smoothing`; then KD from a *uniform* teacher (all-zero logits) at
+    **Step 1: LS by hand, and the identity with KD.** We build $q'$ and its cross-entropy, checked
+    against PyTorch's `label_smoothing`, then KD from a *uniform* teacher (all-zero logits) at
     $\tau = 1$ with `kd_loss`. The two differ by exactly $\alpha \log K$.
 """, r"""
     ## 3. 从零实现
@@ -376,12 +375,16 @@ nbt.add_code(nb, """
 """, check_output=True)
 
 nbt.add_prose(nb, r"""
-    **Step 4: the code's reduction.** `nn.KLDivLoss()` with its default reduction divides by
-    $B \cdot K$; PyTorch itself warns about it. `tfkd_reg_loss` returns the per-image KL averaged over
-    the batch, $K$ times larger; the method puts the $1/K$ back in its weight $\alpha m / K$.
+    ### Deeper: the code's reduction, and its Tf-KD reg as label smoothing
+
+    **Step 4: the code's reduction.** `nn.KLDivLoss()` by default divides by $B \cdot K$ (PyTorch
+    warns). `tfkd_reg_loss` returns the batch mean of the per-image KL, $K$ times larger; the method's
+    weight $\alpha m / K$ restores the $1/K$.
 """, r"""
-    **第 4 步：代码的归约方式。** 默认归约方式下的 `nn.KLDivLoss()` 除以 $B \cdot K$；PyTorch 自己也对此发出警告。
-    `tfkd_reg_loss` 返回每张图片的 KL 在批次上的平均，大 $K$ 倍；方法在权重 $\alpha m / K$ 中把 $1/K$ 补回来。
+    ### 深入：代码的归约方式，以及作为标签平滑的 Tf-KD reg
+
+    **第 4 步：代码的归约方式。** `nn.KLDivLoss()` 默认除以 $B \cdot K$（PyTorch 会发出警告）。
+    `tfkd_reg_loss` 返回每张图片的 KL 在批次上的平均，大 $K$ 倍；方法的权重 $\alpha m / K$ 把 $1/K$ 补回来。
 """)
 
 nbt.add_code(nb, """
@@ -401,14 +404,14 @@ nbt.add_prose(nb, r"""
     target, so $(1 - \alpha) H(q, p) + w\,\mathrm{KL}(r \,\|\, p) = s\,H(q_{\mathrm{eff}}, p) - w H(r)$ with
     $w = \alpha m / K$, $s = 1 - \alpha + w$ and $q_{\mathrm{eff}} = ((1 - \alpha)\,q + w\,r)/s$. Both
     $q$ and $r$ are equal on all wrong classes, so $q_{\mathrm{eff}}$ is an LS target with some
-    $\varepsilon$ (`matched_epsilon`). We check it on the method's own loss terms, with the ci
-    setting of section 5 ($m$ rescaled to $K = 10$, see there).
+    $\varepsilon$ (`matched_epsilon`). We check it on the method's own loss terms, in section 5's ci
+    setting ($m$ rescaled to $K = 10$).
 """, r"""
     **第 5 步：代码中的 Tf-KD reg 恰好就是标签平滑。** 交叉熵对其目标是线性的，所以
     $(1 - \alpha) H(q, p) + w\,\mathrm{KL}(r \,\|\, p) = s\,H(q_{\mathrm{eff}}, p) - w H(r)$，其中 $w = \alpha m / K$、
     $s = 1 - \alpha + w$、$q_{\mathrm{eff}} = ((1 - \alpha)\,q + w\,r)/s$。$q$ 和 $r$ 在所有错误类上都相等，所以
     $q_{\mathrm{eff}}$ 是某个 $\varepsilon$ 的 LS 目标（`matched_epsilon`）。我们用方法自己的损失项来检验，取第 5 节
-    的 ci 设置（$m$ 按 $K = 10$ 重新缩放，见该节）。
+    的 ci 设置（$m$ 按 $K = 10$ 重新缩放）。
 """)
 
 nbt.add_code(nb, """
@@ -558,12 +561,26 @@ nbt.add_code(nb, """
 """)
 
 nbt.add_prose(nb, r"""
-    **Entropy over the whole test split.** The mean entropy of each target in nats, at three
-    temperatures; the uniform distribution has $\log K$. Every teacher's softened output climbs
-    towards $\log K$ as $\tau$ grows, the weaker the closer, while the code's virtual teacher is close
-    to uniform already at $\tau = 1$.
+    **Reading it.** At $\tau = 1$ the three teachers differ; at $\tau = 20$ they all look alike and
+    close to uniform. That is the paper's explanation of Re-KD and De-KD: at KD's temperatures, much of
+    what any teacher gives is a smoothing of the label. The code's virtual teacher puts
+    about $1/K$ on the label at either temperature: a near-uniform smoothing, not a confident teacher.
 """, r"""
-    **整个测试集上的熵。** 各个目标在三个温度下的平均熵（单位 nats）；均匀分布的熵是 $\log K$。随着 $\tau$ 增大，每位
+    **解读。** 在 $\tau = 1$ 时三位教师各不相同；在 $\tau = 20$ 时它们彼此相像、都接近均匀分布。这就是论文对
+    Re-KD 和 De-KD 的解释：在 KD 所用的温度下，任何教师给出的东西有很大一部分都是对标签的平滑。代码中的虚拟教师在
+    两个温度下给标签的概率都约为 $1/K$：是近乎均匀的平滑，而不是一位自信的教师。
+""")
+
+nbt.add_prose(nb, r"""
+    ### Deeper: entropy over the whole test split
+
+    The mean entropy of each target in nats, at three temperatures; the uniform distribution has
+    $\log K$. Every teacher's softened output climbs towards $\log K$ as $\tau$ grows, the weaker the
+    closer, while the code's virtual teacher is close to uniform already at $\tau = 1$.
+""", r"""
+    ### 深入：整个测试集上的熵
+
+    各个目标在三个温度下的平均熵（单位 nats）；均匀分布的熵是 $\log K$。随着 $\tau$ 增大，每位
     教师的软化输出都向 $\log K$ 攀升，教师越弱越接近；而代码中的虚拟教师在 $\tau = 1$ 时就已接近均匀分布。
 """)
 
@@ -583,39 +600,28 @@ nbt.add_code(nb, """
         assert row["H at T=1"] < row["H at T=4"] < row[f"H at T={T_REG:g}"] <= math.log(num_classes) + 1e-4
 """)
 
-nbt.add_prose(nb, r"""
-    **Reading it.** At $\tau = 1$ the three teachers differ; at $\tau = 20$ they all look alike and
-    close to uniform. That is the paper's explanation of Re-KD and De-KD: at the temperatures used for
-    KD, much of what any teacher gives is a smoothing of the label. The code's virtual teacher puts
-    about $1/K$ on the label at either temperature: a near-uniform smoothing, not a confident teacher.
-""", r"""
-    **解读。** 在 $\tau = 1$ 时三位教师各不相同；在 $\tau = 20$ 时它们彼此相像、都接近均匀分布。这就是论文对
-    Re-KD 和 De-KD 的解释：在 KD 所用的温度下，任何教师给出的东西有很大一部分都是对标签的平滑。代码中的虚拟教师在
-    两个温度下给标签的概率都约为 $1/K$：是近乎均匀的平滑，而不是一位自信的教师。
-""")
-
 # ---------------------------------------------------------------------------------------------- 5
 nbt.add_prose(nb, r"""
     ## 5. Experiment
 
     Same budget, same seeds: the students alone (cached), Tf-KD reg and Tf-KD self. The authors'
-    multipliers were tuned for $K = 100$ and their `nn.KLDivLoss()` divides by $K$, so on 10 classes
-    the same numbers would weight the KL ten times more. `class_rescaled` multiplies $m$ by $K / 100$,
-    keeping their CIFAR-100 weight $\alpha m / 100$ (Tf-KD reg: 100 becomes 10; Tf-KD self: 50
-    becomes 5). Exercise 3 runs the unscaled value.
+    multipliers assume $K = 100$ (their KL is divided by $K$; on 10 classes they would weight it ten
+    times more), so `class_rescaled` multiplies $m$ by $K / 100$, keeping their CIFAR-100 weight
+    $\alpha m / 100$ (Tf-KD reg: 100 becomes 10; Tf-KD self: 50 becomes 5); exercise 3 runs the
+    unscaled value.
 
-    **Tf-KD reg: the mechanism.** The regulariser pulls the student's predictions towards the code's
-    near-uniform target $r$, so on *test* images a Tf-KD reg student should be closer to $r$ than the
-    student alone: the mean $\mathrm{KL}(r \,\|\, p)$ (`kdteach.analysis.virtual_teacher_kl`, lower is
-    closer), asserted for every seed. Tf-KD reg uses no teacher; the card's teacher line is for
+    **Tf-KD reg: the mechanism.** The regulariser pulls predictions towards the code's near-uniform
+    target $r$, so on *test* images a Tf-KD reg student should be closer to $r$ than the student alone:
+    mean $\mathrm{KL}(r \,\|\, p)$ (`kdteach.analysis.virtual_teacher_kl`, lower is closer), asserted
+    for every seed. Tf-KD reg uses no teacher; the card's teacher line is for
     reference. Accuracy comes second, last epoch only.
 """, r"""
     ## 5. 实验
 
-    同样的计算预算、同样的随机种子：单独训练的学生（已缓存）、Tf-KD reg 和 Tf-KD self。作者的乘数是针对 $K = 100$
-    调的，而他们的 `nn.KLDivLoss()` 要除以 $K$，所以在 10 个类别上，同样的数字会让 KL 的权重大十倍。`class_rescaled`
+    同样的计算预算、同样的随机种子：单独训练的学生（已缓存）、Tf-KD reg 和 Tf-KD self。作者的乘数假定 $K = 100$
+    （他们的 KL 要除以 $K$；在 10 个类别上，同样的数字会让 KL 的权重大十倍），所以 `class_rescaled`
     把 $m$ 乘以 $K / 100$，保持他们在 CIFAR-100 上的权重 $\alpha m / 100$（Tf-KD reg：100 变为 10；Tf-KD self：50 变为
-    5）。练习 3 运行未缩放的值。
+    5）；练习 3 运行未缩放的值。
 
     **Tf-KD reg：机制。** 正则项把学生的预测拉向代码中近乎均匀的目标 $r$，所以在*测试*图片上，Tf-KD reg 学生应当比
     单独训练的学生更接近 $r$：即平均 $\mathrm{KL}(r \,\|\, p)$（`kdteach.analysis.virtual_teacher_kl`，越低越接近），
@@ -637,13 +643,12 @@ nbt.add_code(nb, """
 """)
 
 nbt.add_prose(nb, r"""
-    **Tf-KD self, and KD for comparison.** For each seed $s$ the student alone of seed $s$ teaches a
-    new student of seed $s$: the same random initialisation its teacher started from (not its trained
-    weights), the same batches in the same order, as with the authors' fixed seed. The only difference
-    from the student alone is the soft-target term. The KD students (`kd` defaults) are cached by
-    `kdteach zoo warm`. At `ci` Tf-KD self runs on the first seed only (a run costs as much as a KD
-    run). The table gives last-epoch accuracy, the mean prediction entropy (`prediction_entropy`,
-    higher is less confident) and the KL to $r$.
+    **Tf-KD self, and KD for comparison.** Per seed $s$, the student alone teaches a new student of seed
+    $s$: same random initialisation as its teacher's (not its trained weights), same batches in the same
+    order, as with the authors' fixed seed; only the soft-target term differs from the student alone.
+    The KD students (`kd` defaults) come from `kdteach zoo warm`'s cache. At `ci` Tf-KD self runs on the
+    first seed only (each run costs as much as a KD run). The table: last-epoch accuracy, mean prediction
+    entropy (`prediction_entropy`, higher is less confident) and KL to $r$.
 """, r"""
     **Tf-KD self，以及用于对比的 KD。** 对每个随机种子 $s$，随机种子 $s$ 的单独训练的学生去教一个随机种子同为 $s$
     的新学生：新学生从它的教师当初的同一个随机初始化出发（不是教师训练好的权重），以同样的顺序看同样的批次，与作者
@@ -674,11 +679,11 @@ nbt.add_code(nb, """
 """)
 
 nbt.add_prose(nb, r"""
-    **Reading it.** The card checks the direct effect of the loss: Tf-KD reg students are less
-    confident on test images (higher entropy), as label smoothing makes them. On 1,017 test images one
-    accuracy has a binomial standard error of about 1.6 points (on the card), so differences of a point
-    or two between the four students are noise. The Tf-KD self teacher *is* the student alone, so there
-    is no better knowledge to gain: only regularisation, here with 95% of the weight ($\alpha = 0.95$)
+    **Reading it.** The card checks the loss's direct effect: Tf-KD reg students are less confident on
+    test images (higher entropy), as label smoothing makes them. On 1,017 test images one accuracy's
+    binomial standard error is about 1.6 points (on the card): a point or two between the four students
+    is noise. The Tf-KD self teacher *is* the student alone: no better
+    knowledge to gain, only regularisation, here with 95% of the weight ($\alpha = 0.95$)
     on imitating a teacher no better than the student.
 """, r"""
     **解读。** 结果卡片检验的是损失的直接效果：Tf-KD reg 学生在测试图片上更不自信（熵更高），正如标签平滑所致。在
@@ -728,21 +733,18 @@ nbt.add_code(nb, """
 
 nbt.add_prose(nb, r"""
     **An honest reading.** The authors' gains are about a point on CIFAR-100 and under one on
-    ImageNet: small effects measured on 10,000 or 50,000 test images. Ours are measured on 1,017
-    images, where one accuracy carries about 1.6 points of noise, with a 13.6k-parameter network, 20
-    epochs and hyper-parameters tuned for ResNet18 on CIFAR-100: a gain or a loss of a point or two
-    here says little about theirs. What carries over is the mechanism, which the card checks, and the algebra of
-    section 3: the authors' Tf-KD reg *is* label smoothing (for their ResNet18 setting, with
-    $\varepsilon \approx 0.1$), and at their temperatures every teacher's soft targets are close to it.
-    Re-KD and De-KD are exercises here, to stay within a minute. For comparable numbers, run with
-    `KDTEACH_BUDGET=gpu` or `paper` (CIFAR-100, where `class_rescaled` changes nothing).
+    ImageNet, measured on 10,000 or 50,000 test images. Ours (1,017 test images, a tiny network, a
+    short schedule: Deeper note below) say little about theirs: a point or two is within our noise.
+    What carries over is the mechanism, which the card checks, and section 3's algebra (step 5): the
+    authors' Tf-KD reg *is* label smoothing ($\varepsilon \approx 0.1$ for their ResNet18 setting), and
+    at their temperatures every teacher's soft targets are close to it. For comparable numbers, run with `KDTEACH_BUDGET=gpu` or `paper` (CIFAR-100, where
+    `class_rescaled` changes nothing).
 """, r"""
-    **客观解读。** 作者的提升在 CIFAR-100 上约一个百分点，在 ImageNet 上不到一个百分点：这是在 10,000 或 50,000 张
-    测试图片上测得的小效应。我们的结果是在 1,017 张图片上测得的，一个准确率本身就带有约 1.6 个百分点的噪声，网络只有
-    13.6k 参数、训练 20 轮，超参数又是针对 CIFAR-100 上的 ResNet18 调的：这里一两个百分点的得失对他们的结果说明不了
-    多少。能够迁移过来的是机制（结果卡片检验了它）以及第 3 节的代数：作者的 Tf-KD reg *就是*
-    标签平滑（对他们的 ResNet18 设置，$\varepsilon \approx 0.1$），而在他们所用的温度下，每位教师的软目标都与它很接近。
-    为了控制在一分钟之内，这里 Re-KD 和 De-KD 只作为练习。若要得到可比的数字，请用 `KDTEACH_BUDGET=gpu` 或 `paper`
+    **客观解读。** 作者的提升在 CIFAR-100 上约一个百分点，在 ImageNet 上不到一个百分点，是在 10,000 或 50,000 张
+    测试图片上测得的。我们的结果（1,017 张测试图片、很小的网络、很短的训练：见下面的"深入"部分）对他们的结果说明不了
+    多少：一两个百分点在我们的噪声之内。能够迁移过来的是机制（结果卡片检验了它）
+    以及第 3 节的代数（第 5 步）：作者的 Tf-KD reg *就是*标签平滑（对他们的 ResNet18 设置，$\varepsilon \approx 0.1$），而在他们
+    所用的温度下，每位教师的软目标都与它很接近。若要得到可比的数字，请用 `KDTEACH_BUDGET=gpu` 或 `paper`
     运行（CIFAR-100，此时 `class_rescaled` 不改变任何东西）。
 """)
 
@@ -751,9 +753,10 @@ nbt.add_prose(nb, r"""
 
     All deliberate:
 
-    - data and models: 5,590 CIFAR-10 training images at 16x16 and the 13.6k-parameter `tiny_student`
-      (the paper: CIFAR-100 / Tiny-ImageNet / ImageNet and networks of millions of parameters);
-      hyper-parameters from the authors' ResNet18 files for every student;
+    - data and models: 5,590 CIFAR-10 training images at 16x16 (1,017 test images) and the
+      13.6k-parameter `tiny_student` (the paper: CIFAR-100 / Tiny-ImageNet / ImageNet and networks of
+      millions of parameters); hyper-parameters from the authors' ResNet18 files (tuned for CIFAR-100)
+      for every student;
     - the authors' multipliers rescaled by $K/100$ (`class_rescaled`), section 5;
     - the code's Tf-KD reg (target $\mathrm{softmax}(p^d/\tau)$, unsoftened student, $1/K$), not the
       paper's formula; the Deeper list in section 2 gives each difference;
@@ -764,14 +767,16 @@ nbt.add_prose(nb, r"""
       the first seed only;
     - the KD reference uses the course's KD (the CRD benchmark's weights, $\tau = 4$), not the authors'
       KD settings;
-    - De-KD's teacher is the 50k-parameter teacher after one epoch; Re-KD and De-KD are exercises.
+    - De-KD's teacher is the 50k-parameter teacher after one epoch; Re-KD and De-KD are exercises, to
+      stay within a minute.
 """, r"""
     ### 深入：与论文的每一处差异
 
     均为有意为之：
 
-    - 数据与模型：5,590 张 16x16 的 CIFAR-10 训练图片和 13.6k 参数的 `tiny_student`（论文：CIFAR-100 / Tiny-ImageNet /
-      ImageNet 和数百万参数的网络）；所有学生都用作者 ResNet18 文件中的超参数；
+    - 数据与模型：5,590 张 16x16 的 CIFAR-10 训练图片（1,017 张测试图片）和 13.6k 参数的 `tiny_student`（论文：
+      CIFAR-100 / Tiny-ImageNet / ImageNet 和数百万参数的网络）；所有学生都用作者 ResNet18 文件中（针对 CIFAR-100 调好）
+      的超参数；
     - 作者的乘数按 $K/100$ 重新缩放（`class_rescaled`），见第 5 节；
     - 使用代码中的 Tf-KD reg（目标 $\mathrm{softmax}(p^d/\tau)$、未软化的学生、$1/K$），而不是论文的公式；第 2 节的深入
       小节逐条列出了差异；
@@ -780,7 +785,7 @@ nbt.add_prose(nb, r"""
     - 训练日程：20 轮、余弦学习率、没有预热轮（作者：200 轮、在第 60、120、160 轮降低学习率、一轮预热），用两个随机种子
       而不是一个固定随机种子；在 `ci` 下 Tf-KD self 只用第一个随机种子；
     - KD 参照使用本课程的 KD（CRD 基准的权重，$\tau = 4$），而不是作者的 KD 设置；
-    - De-KD 的教师是只训练一轮的 50k 参数教师；Re-KD 和 De-KD 作为练习。
+    - De-KD 的教师是只训练一轮的 50k 参数教师；为了控制在一分钟之内，Re-KD 和 De-KD 作为练习。
 
 """)
 
@@ -788,10 +793,10 @@ nbt.add_prose(nb, r"""
 nbt.add_prose(nb, r"""
     ## 7. Interactive
 
-    **Virtual-teacher explorer.** The example images of section 4. Move $a$ and $\tau$: the code's
-    target $\mathrm{softmax}(p^d / \tau)$, $p^d$ read as logits, label smoothing with $\varepsilon$ and
-    the three teachers at the same $\tau$, with each target's label probability and entropy. Try
-    $a = 1$, $\tau = 1$: the code's target still gives the label less than a quarter.
+    **Virtual-teacher explorer.** The example images of section 4. Move $a$ and $\tau$ to see the
+    code's target $\mathrm{softmax}(p^d / \tau)$, $p^d$ read as logits, label smoothing with
+    $\varepsilon$ and the three teachers at the same $\tau$, each with its label probability and
+    entropy. Try $a = 1$, $\tau = 1$: the code's target still gives the label under a quarter.
 """, r"""
     ## 7. 交互
 
@@ -806,8 +811,8 @@ nbt.add_code(nb, """
 """)
 
 nbt.add_prose(nb, r"""
-    **All runs of this budget.** Every run recorded under this budget, other notebooks' included; runs
-    with other hyper-parameters form their own setting (`tfkd_reg / multiplier=10`). Click "Compare".
+    **All runs of this budget.** Every run recorded under this budget, other notebooks' included; other
+    hyper-parameters form their own setting (`tfkd_reg / multiplier=10`). Click "Compare".
 """, r"""
     **本计算预算下的所有运行。** 本计算预算下记录的每次运行（包括其他笔记的）；超参数不同的运行构成各自的设置
     （`tfkd_reg / multiplier=10`）。点击“Compare”。
@@ -822,14 +827,14 @@ nbt.add_prose(nb, r"""
     ## 8. Summary, exercises, references
 
     **Summary.**
-    - LS is KD with a uniform teacher at $\tau = 1$ (up to the constant $\alpha \log K$), and KD at
-      $\tau = 1$ is LS with the teacher's distribution as the smoothing (up to $\alpha H(p^t)$);
-      section 3 checks both.
+    - LS is KD with a uniform teacher at $\tau = 1$ (up to the constant $\alpha \log K$); KD at
+      $\tau = 1$ is LS smoothing towards the teacher's distribution (up to $\alpha H(p^t)$); section 3
+      checks both.
     - At KD's temperatures, a good, a smaller and a barely trained teacher all give nearly uniform
       soft targets (section 4): the paper's explanation of why Re-KD and De-KD still help.
     - The authors' Tf-KD reg trains towards a near-uniform $\mathrm{softmax}(p^d/\tau)$; the whole
-      loss is exactly label smoothing. Its students are less confident on test images (the card);
-      accuracy differences at `ci` are within the noise.
+      loss is exactly label smoothing, and its students are less confident on test images (the card); at
+      `ci` accuracy differences are noise.
 
     **Exercises.**
     1. *Reversed KD.* Let the student alone teach the teacher's architecture:
@@ -865,8 +870,8 @@ nbt.add_prose(nb, r"""
       平滑分布的 LS（相差 $\alpha H(p^t)$）；第 3 节检验了这两点。
     - 在 KD 的温度下，好教师、小教师和几乎没训练的教师给出的软目标都近乎均匀（第 4 节）：这是论文对 Re-KD 和 De-KD
       仍然有效的解释。
-    - 作者的 Tf-KD reg 以近乎均匀的 $\mathrm{softmax}(p^d/\tau)$ 为目标；整个损失恰好就是标签平滑。它的学生在测试图片上
-      更不自信（结果卡片）；`ci` 下的准确率差别在噪声之内。
+    - 作者的 Tf-KD reg 以近乎均匀的 $\mathrm{softmax}(p^d/\tau)$ 为目标；整个损失恰好就是标签平滑，它的学生在测试图片上
+      更不自信（结果卡片）；`ci` 下的准确率差别只是噪声。
 
     **练习。**
     1. *反向 KD。* 让单独训练的学生去教教师的网络结构：
