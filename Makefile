@@ -21,13 +21,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-env: $(VENV)/.installed
+# The course's JupyterLab settings (jupyterlab/overrides.json: no news prompt), read by the venv's JupyterLab.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-lab: $(VENV)/.installed
+$(LAB_SETTINGS): jupyterlab/overrides.json $(VENV)/.installed
+	mkdir -p $(dir $@)
+	cp jupyterlab/overrides.json $@
+
+env: $(VENV)/.installed $(LAB_SETTINGS)
+
+lab: $(VENV)/.installed $(LAB_SETTINGS)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# Warm the shared cached teachers once, then unit tests + every notebook under nbval.
-test: $(VENV)/.installed
+# Warm the shared cached teachers once, then unit tests (the browser test among them) + every notebook under nbval.
+test: $(VENV)/.installed $(LAB_SETTINGS)
 	KDTEACH_BUDGET=$(TEST_BUDGET) $(PY) -m kdteach zoo warm --quiet
 	KDTEACH_BUDGET=$(TEST_BUDGET) $(PY) -m pytest tests notebooks \
 		--nbval-lax --nbval-current-env --nbval-sanitize-with .ci/nbval-sanitize.cfg \

@@ -170,6 +170,20 @@ def test_bars(figures):
     assert ax.get_ylabel() == "test accuracy (%)"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["student", "KD", "AT"]
     check(viz.plot_bars(torch.tensor([1.0, 2.0]), ylabel="loss"), 1, figures)
+    long = ["takd / tiny_student / tiny_teacher>tiny_assistant", "kd / tiny_student / tiny_teacher", "student"]
+    fig = check(viz.plot_bars([50.1, 51.7, 49.0], [0.3, 1.0, 0.0], long, "accuracy (%)", horizontal=True), 1, figures)
+    ax = fig.axes[0]
+    assert [p.get_width() for p in ax.patches] == pytest.approx([50.1, 51.7, 49.0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == long and ax.get_xlabel() == "accuracy (%)"
+    assert ax.get_ylim() == (2.5, -0.5)   # the first bar on top
+    # every label lies inside the figure once drawn (nothing cut off at the left edge)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    for t in ax.get_yticklabels():
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width, (t.get_text(), box)
     with pytest.raises(ValueError, match=r"stds must have 3 values like means"):
         viz.plot_bars([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match=r"labels must have 3 entries"):

@@ -57,10 +57,10 @@ def test_dashboard_compare_best_acc(records):
         assert table[method]["n"] == 3 and table[method]["seeds"] == [0, 1, 2]
     (ax_bars,) = dash.last_figure.axes
     (ax_curves,) = dash.last_curves.axes
-    heights = sorted(p.get_height() for p in ax_bars.patches)
-    assert heights == pytest.approx(sorted(statistics.mean(v) for v in BEST.values()))
-    assert [t.get_text() for t in ax_bars.get_xticklabels()] == ["kd", "student"]
-    dots = sorted(y for line in ax_bars.get_lines() if line.get_marker() == "o" for y in line.get_ydata())
+    lengths = sorted(p.get_width() for p in ax_bars.patches)     # horizontal bars: labels level on the left
+    assert lengths == pytest.approx(sorted(statistics.mean(v) for v in BEST.values()))
+    assert [t.get_text() for t in ax_bars.get_yticklabels()] == ["kd", "student"]
+    dots = sorted(x for line in ax_bars.get_lines() if line.get_marker() == "o" for x in line.get_xdata())
     assert dots == pytest.approx(sorted(BEST["kd"] + BEST["student"]))  # every run drawn on its bar
     assert len(ax_curves.get_lines()) == 6  # one test-accuracy curve per run
     assert ax_curves.get_lines()[0].get_ydata().tolist() == [h["test_acc"] for h in records[0]["history"]]
@@ -79,7 +79,7 @@ def test_dashboard_metric_and_method_selection(records):
     assert dash.last_table[0]["mean"] == pytest.approx(statistics.mean(WALL["student"]))
     assert dash.last_table[0]["std"] == pytest.approx(statistics.stdev(WALL["student"]))
     assert len(dash.last_figure.axes[0].patches) == 1
-    assert dash.last_figure.axes[0].get_ylabel() == "wall time (s)"
+    assert dash.last_figure.axes[0].get_xlabel() == "wall time (s)"   # horizontal bars: the value axis is x
     dash.metric.value = "last_acc"
     dash.methods.value = ("kd", "student")
     dash.button.click()
@@ -136,7 +136,7 @@ def test_exercise_run_with_other_hparams_never_replaces_the_default(records):
     assert (table["kd / temperature=20"]["n"], table["kd / temperature=20"]["mean"]) == (1, 39.0)
     (ax_bars,) = dash.last_figure.axes
     assert len(ax_bars.patches) == 3
-    assert any("temperature=20" in label.get_text() for label in ax_bars.get_xticklabels())
+    assert any("temperature=20" in label.get_text() for label in ax_bars.get_yticklabels())
     assert "temperature=20" in dash.output.outputs[-1]["data"]["text/plain"]   # the table names the setting
     # the curves are labelled by setting too
     (ax_curves,) = dash.last_curves.axes

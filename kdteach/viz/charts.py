@@ -228,16 +228,20 @@ def plot_curves(histories_by_label: Mapping[str, Sequence[Mapping]], metric: str
 
 
 def plot_bars(means: Sequence[float], stds: Sequence[float] | None = None, labels: Sequence[str] | None = None,
-              ylabel: str = "", *, title: str | None = None, annotate: bool = True) -> Figure:
+              ylabel: str = "", *, title: str | None = None, annotate: bool = True,
+              horizontal: bool = False) -> Figure:
     """Bar chart of means with optional standard-deviation error bars (e.g. accuracy over seeds).
 
     Args:
         means: n values.
         stds: n standard deviations, or None for no error bars.
         labels: n bar labels (default: 0..n-1).
-        ylabel: y-axis label.
+        ylabel: label of the value axis (the y axis, or the x axis when ``horizontal``).
         title: optional axes title.
-        annotate: write each mean (± std) above its bar.
+        annotate: write each mean (± std) at the end of its bar.
+        horizontal: one bar per row, first at the top, its label written level on the left and the
+            figure sized to the longest label and to n, so that long labels (the dashboard's
+            ``"takd / tiny_student / tiny_teacher>tiny_assistant"``) are never rotated or cut off.
 
     Returns:
         Figure with one axes.
@@ -254,6 +258,8 @@ def plot_bars(means: Sequence[float], stds: Sequence[float] | None = None, label
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels must have {n} entries like means, got {len(labels)}")
     names = [str(x) for x in labels] if labels is not None else [str(i) for i in range(n)]
+    if horizontal:
+        return _plot_bars_horizontal(mu, sd, names, str(ylabel), title, annotate)
     fig = Figure(figsize=(min(12.0, max(3.5, 1.0 * n + 1.5)), 3.5), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(n)
@@ -269,4 +275,32 @@ def plot_bars(means: Sequence[float], stds: Sequence[float] | None = None, label
     if title:
         ax.set_title(str(title))
     ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _plot_bars_horizontal(mu: np.ndarray, sd: np.ndarray | None, names: list[str], xlabel: str,
+                          title: str | None, annotate: bool) -> Figure:
+    """:func:`plot_bars` with ``horizontal=True``: bar i at row i from the top."""
+    n = mu.shape[0]
+    longest = max((len(x) for x in names), default=1)
+    # ~0.075 in per label character at the default 10 pt, plus room for the bars and their values
+    fig = Figure(figsize=(min(14.0, 4.5 + 0.075 * longest), min(16.0, max(2.2, 0.32 * n + 1.3))),
+                 layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(n)
+    ax.barh(y, mu, xerr=sd, capsize=3 if sd is not None else 0, color="tab:blue", alpha=0.85)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names)
+    ax.set_ylim(n - 0.5, -0.5)   # first bar at the top
+    ax.set_xlabel(xlabel)
+    if annotate:
+        for i in range(n):
+            text = f"{mu[i]:.2f}" if sd is None else f"{mu[i]:.2f}±{sd[i]:.2f}"
+            end = mu[i] + (sd[i] if sd is not None else 0.0)
+            ax.annotate(text, (end, y[i]), textcoords="offset points", xytext=(3, 0), ha="left", va="center",
+                        fontsize=8)
+        ax.margins(x=0.18)   # room for the values right of the longest bar
+    if title:
+        ax.set_title(str(title))
+    ax.grid(axis="x", alpha=0.3)
     return fig

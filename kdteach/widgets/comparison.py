@@ -148,8 +148,9 @@ def _record_labels(records: list[dict], by: Sequence[str]) -> dict[str, str]:
 
 
 def comparison_figure(records: Iterable[dict], metric: str = "last_acc", by: Sequence[str] | None = None) -> Figure:
-    """Bars of ``metric``: mean ± std over seeds, one bar per :func:`summarise` row (drawn by
-    :func:`kdteach.viz.plot_bars`), with every run as a black dot on its bar.
+    """Bars of ``metric``: mean ± std over seeds, one horizontal bar per :func:`summarise` row, its
+    group label level on the left (drawn by :func:`kdteach.viz.plot_bars`), with every run as a black
+    dot on its bar.
 
     Returns a ``matplotlib.figure.Figure`` with one axes, not registered with pyplot (nothing is
     shown by itself). Raises ValueError when ``records`` is empty.
@@ -163,12 +164,12 @@ def comparison_figure(records: Iterable[dict], metric: str = "last_acc", by: Seq
     by = grouping(records) if by is None else tuple(by)
     rows = summarise(records, metric, by)
     fig = plot_bars([r["mean"] for r in rows], [r["std"] for r in rows], [r["label"] for r in rows],
-                    ylabel=_METRIC_LABELS[metric], title="mean ± std over seeds (dots: runs)")
+                    ylabel=_METRIC_LABELS[metric], title="mean ± std over seeds (dots: runs)", horizontal=True)
     ax = fig.axes[0]
     counted = {run_id: i for i, row in enumerate(rows) for run_id in row["run_ids"]}
     for r in records:
         if isinstance(r.get(metric), (int, float)) and r["run_id"] in counted:
-            ax.plot(counted[r["run_id"]], r[metric], "o", color="black", markersize=3, zorder=3)
+            ax.plot(r[metric], counted[r["run_id"]], "o", color="black", markersize=3, zorder=3)
     return fig
 
 
