@@ -11,7 +11,7 @@ Two registry names, because the paper and the widely used benchmark train it dif
 * ``fitnet`` (:class:`FitNet`) is **the paper's two-stage training** (Sec. 2.3, Fig. 1):
 
   1. ``init``: the student up to the guided layer (W_Guided) and the regressor (W_r) minimise the
-     hint loss alone, for ``init_epochs`` epochs (None: the budget's ``init_epochs``, the length the
+     hint loss alone (weight ``hint_weight`` = 1, see below), for ``init_epochs`` epochs (None: the budget's ``init_epochs``, the length the
      CRD benchmark gives its two-stage methods; ``ci``: 3, ``paper``: 30) at the budget's initial
      learning rate held constant (the benchmark's convention for first stages, as :mod:`fsp`).
      The stage's optimiser holds the whole student except ``fc``, but the layers after the guided
@@ -27,6 +27,14 @@ Two registry names, because the paper and the widely used benchmark train it dif
   ``train_student.py --distill hint`` with ``scripts/run_cifar_distill.sh``'s ``-a 0 -b 100``):
   ``L = ce_weight · CE + hint_weight · fitnet_loss`` for the whole schedule, CE weight ``-r`` at its
   default 1, no KD term (``kd_weight`` 0; set it > 0 to add one), hint weight 100.
+
+Stage-1 weight. In a stage with no other term the weight only scales the learning rate. The CRD
+benchmark's first stages (``helper/pretrain.py``, FSP, AB and FT) back-propagate their loss without a
+weight (FT's is an ``nn.MSELoss()`` like this one), so ``fitnet``'s ``hint_weight`` defaults to 1.
+The single stage's 100 balances the hint against the cross-entropy, which stage 1 does not have; used
+in stage 1 at the constant learning rate it inflated the norms of the ``ci`` student's first three
+conv layers about 3-4 times in 3 epochs (measured), and since batch norm follows them, their
+effective learning rate in stage 2 (∝ lr / ‖w‖²) shrank by an order of magnitude.
 
 Which layers: ``hint_layer`` indexes the stage list with the stem at 0 (the benchmark's
 ``feat[hint_layer]``, default ``--hint_layer 2``), the same index in both models: the second stage
@@ -189,7 +197,7 @@ class FitNet(_Hint, KD):
     name = "fitnet"
     paper = ("A. Romero, N. Ballas, S. E. Kahou, A. Chassang, C. Gatta, Y. Bengio, FitNets: Hints for Thin Deep "
              "Nets, ICLR 2015 (https://arxiv.org/abs/1412.6550)")
-    defaults = MappingProxyType({**KD.defaults, "hint_weight": 100.0, "hint_layer": 2, "init_epochs": None})
+    defaults = MappingProxyType({**KD.defaults, "hint_weight": 1.0, "hint_layer": 2, "init_epochs": None})
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
