@@ -53,6 +53,7 @@ __all__ = [
     "check_conventions",
     "core_word_count",
     "MAX_CORE_WORDS",
+    "MAX_CORE_WORDS_WITH_MARKUP",
     "DEEPER_PREFIX",
     "FOOTER_CALL",
     "EXERCISE_TIME",
@@ -99,6 +100,9 @@ CHECK_OUTPUT_MARKER = "# NBVAL_CHECK_OUTPUT"
 #: Most English words in a notebook's core: en prose outside "Deeper" subsections, math and code
 #: excluded. The target is about 1,500 (a 20-minute read); this limit leaves room for the tables.
 MAX_CORE_WORDS = 1_800
+#: The same core counted as the course's review hook counts it (``core_word_count(cells, markup=True)``:
+#: display math and code spans count as words, any heading ends a Deeper subsection); its limit.
+MAX_CORE_WORDS_WITH_MARKUP = 1_900
 #: First-line prefixes of an optional subsection (en, zh); it runs to the next ``##``/``###`` heading.
 DEEPER_PREFIX = ("### Deeper: ", "### 深入：")
 #: The shared footer every section 7 ends with, and the API it replaces in notebooks.
@@ -350,6 +354,9 @@ _WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 _ZH_BOLD_DOT = re.compile(r"\*\*[^*\n]*[\u4e00-\u9fff][^*\n]*?(?:\.\*\*|\*\*\.(?!\d))")
 _TEXT_CMD = re.compile(r"\\(?:text|textrm|textit|mbox)\{([^{}]*)\}")
 _ENGLISH_WORD = re.compile(r"[a-z]{3,}")
+_ANY_HEADING = re.compile(r"^#{1,4} ")
+_HOOK_MATH = re.compile(r"\$[^$]*\$")
+_HOOK_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _OUTSIDE_PATHS = re.compile(r"(?<![\w.])(?:\.\./shared\b|shared/(?:seeds|data|DESIGN|SYLLABUS)|seeds/|"
                             r"SYLLABUS\.md|DESIGN\.md)")
 _NB_LINK = re.compile(r"\]\(([^)\s]+\.ipynb)(?:#[^)]*)?\)")
@@ -367,20 +374,31 @@ def _section_of_cells(cells: list) -> list[int]:
     return out
 
 
-def core_word_count(cells: list) -> int:
+def core_word_count(cells: list, markup: bool = False) -> int:
     """English words in the notebook's core: en markdown cells outside "Deeper" subsections, with
     LaTeX math and code spans removed. A Deeper subsection opens with a cell whose first line starts
-    with ``### Deeper: `` and runs to the next ``##`` or ``###`` heading cell."""
+    with ``### Deeper: `` and runs to the next ``##`` or ``###`` heading cell.
+
+    ``markup=True`` counts the way the course's review hook does: only inline ``$...$`` spans are
+    removed (display math and code spans count as words), any heading cell (``#`` to ``####``) ends
+    a Deeper subsection, and one whose first line contains "Deeper" opens one."""
     words, deeper = 0, False
     for cell in cells:
         if _lang(cell) != "en":
             continue
         line = _first_line(cell.get("source", ""))
+        text = _text(cell.get("source", ""))
+        if markup:
+            if _ANY_HEADING.match(line):
+                deeper = "Deeper" in line
+            if not deeper:
+                words += len(_HOOK_WORD.findall(_HOOK_MATH.sub(" ", text)))
+            continue
         if line.startswith("## ") or line.startswith("### "):
             deeper = line.startswith(DEEPER_PREFIX[0])
         if deeper:
             continue
-        text = _CODE_SPAN.sub(" ", _MATH.sub(" ", _text(cell.get("source", ""))))
+        text = _CODE_SPAN.sub(" ", _MATH.sub(" ", text))
         words += len(_WORD.findall(text))
     return words
 
@@ -388,7 +406,8 @@ def core_word_count(cells: list) -> int:
 def check_conventions(cells: list, path: Path | None = None) -> list[str]:
     """The mechanical conventions of docs/NOTEBOOKS.md §8 (messages name the 0-based cell index):
 
-    - the core (:func:`core_word_count`) has at most :data:`MAX_CORE_WORDS` English words;
+    - the core (:func:`core_word_count`) has at most :data:`MAX_CORE_WORDS` English words, and at most
+      :data:`MAX_CORE_WORDS_WITH_MARKUP` counted with display math and code spans (``markup=True``);
     - a Deeper subsection's zh cell opens with ``### 深入：``;
     - zh cells: no ASCII "." ending a bold label (``**论文.**`` / ``**论文**.``: use "。" or "：")
       and no English words inside ``\\text{...}`` in formulas (write them in Chinese or as symbols);
@@ -405,6 +424,11 @@ def check_conventions(cells: list, path: Path | None = None) -> list[str]:
     if words > MAX_CORE_WORDS:
         problems.append(f"the core has {words} English words (limit {MAX_CORE_WORDS}, target about 1,500): "
                         f"move side derivations and asides into '{DEEPER_PREFIX[0]}...' subsections")
+    raw = core_word_count(cells, markup=True)
+    if raw > MAX_CORE_WORDS_WITH_MARKUP:
+        problems.append(f"the core has {raw} words counting display math and code spans (limit "
+                        f"{MAX_CORE_WORDS_WITH_MARKUP}, the course's review hook): move display formulas, code "
+                        f"examples or asides into '{DEEPER_PREFIX[0]}...' subsections, or shorten the prose")
     section = _section_of_cells(cells)
     code = {k: [(i, _text(c.get("source", ""))) for i, c in enumerate(cells)
                 if c.get("cell_type") == "code" and section[i] == k] for k in range(len(TEMPLATE_SECTIONS))}

@@ -286,6 +286,23 @@ def test_conventions_allow_what_they_should(good):
     cell = nbformat.v4.new_markdown_cell("**Paper.** $\\alpha_{\\text{KD}}$ and `kd_weight` 1.5 $$x^2$$ isn't",
                                          metadata={"tags": ["en"]})
     assert nbtools.core_word_count([cell]) == 3                        # Paper, and, isn't
+    # counted as the course's review hook counts: display math and code spans are words, inline math is not
+    assert nbtools.core_word_count([cell], markup=True) == 6          # Paper, and, kd_weight, x, isn't
+
+
+def test_core_with_markup_counts_display_math_and_ends_deeper_at_any_heading(good):
+    en = lambda text: nbformat.v4.new_markdown_cell(text, metadata={"tags": ["en"]})
+    cells = [en("### Deeper: aside\n\nfour words not counted"), en("#### Back\n\none two"),
+             en("$$\\frac{a}{b}$$ and `code span` $x$")]
+    assert nbtools.core_word_count(cells) == 0                      # a #### heading stays in the Deeper subsection
+    assert nbtools.core_word_count(cells, markup=True) == 3 + 6     # Back one two | frac a b and code span
+    # a core under MAX_CORE_WORDS but over the markup limit is reported
+    nb = copy.deepcopy(good)
+    i = _section_index(nb, "## 2. The knowledge and the loss")
+    nb.cells[i + 1:i + 1] = [en("$$" + " x" * (nbtools.MAX_CORE_WORDS_WITH_MARKUP + 1) + "$$"),
+                             nbformat.v4.new_markdown_cell("公式。", metadata={"tags": ["zh"]})]
+    assert nbtools.core_word_count(nb.cells) < nbtools.MAX_CORE_WORDS
+    assert any("counting display math and code spans" in m for m in check_notebook(nb))
 
 
 def test_notebook_links_must_resolve(good, tmp_path):
