@@ -236,9 +236,10 @@ nbt.add_code(nb, """
     # NBVAL_CHECK_OUTPUT
     n, c, i, j = 1, 2, 0, 3
     window = guided[n, :, i:i + k, j:j + k]                      # (C_g, k, k)
-    entry = torch.relu(conv.bias[c] + (conv.weight[c] * window).sum())
+    pre = conv.bias[c] + (conv.weight[c] * window).sum()         # before the ReLU
+    entry = torch.relu(pre)
     assert torch.allclose(entry, r[n, c, i, j])
-    print(f"r[{n}, {c}, {i}, {j}] = {entry.item():.6f}")
+    print(f"before the ReLU {pre.item():.6f}, r[{n}, {c}, {i}, {j}] = {entry.item():.6f}")
 """, check_output=True)
 
 nbt.add_prose(nb, r"""
@@ -280,26 +281,26 @@ nbt.add_prose(nb, r"""
     down-sampling), so the method derives $r$ for any pair without running them: equal strides give
     the paper's $k = 1$ (a 1x1 conv, as for our tiny pair); a student map $s$ times larger gets a
     stride-$s$ conv, a map $s$ times smaller a stride-$s$ transposed conv (the benchmark's two cases
-    at $s = 2$); each is followed by batch norm and a ReLU.
+    at $s = 2$); each is followed by batch norm and a ReLU. Stages print as name channels/stride.
 """, r"""
     **kdteach 构建的回归器。** 模型声明了每个阶段的通道数和步幅（总下采样倍数），所以方法无需运行模型就能为
     任意一对模型推出 $r$：步幅相同时就是论文的 $k = 1$（1x1 卷积，我们的小网络对就是这样）；学生特征图大 $s$
     倍时用步幅为 $s$ 的卷积，小 $s$ 倍时用步幅为 $s$ 的转置卷积（$s = 2$ 时即基准的两种情形）；之后都接批归一化
-    和 ReLU。
+    和 ReLU。表中各阶段写作"名称 通道数/步幅"。
 """)
 
 nbt.add_code(nb, """
     # NBVAL_CHECK_OUTPUT
     from kdteach.models import create
 
-    print(f"{'teacher -> student':<28}{'hint':<16}{'guided':<16}{'regressor':<34}{'params':>8}")
+    print(f"{'teacher -> student':<30}{'hint':<15}{'guided':<15}{'regressor':<26}{'params':>8}")
     for t_name, s_name in (("tiny_teacher", "tiny_student"), ("resnet32x4", "resnet8x4"),
                            ("resnet32x4", "shufflenetv2"), ("vgg13", "resnet8x4")):
         g, h = hint_stages(create(s_name), create(t_name), hint_layer=2)
         spec = regressor_spec(g, h)
         layer = f"{spec['kind']} k{spec['kernel']} s{spec['stride']} p{spec['padding']}"
-        print(f"{t_name + ' -> ' + s_name:<28}{h.name + ' ' + str(h.channels) + '/' + str(h.stride):<16}"
-              f"{g.name + ' ' + str(g.channels) + '/' + str(g.stride):<16}{layer:<34}{spec['parameters']:>8}")
+        print(f"{t_name + ' -> ' + s_name:<30}{h.name + ' ' + str(h.channels) + '/' + str(h.stride):<15}"
+              f"{g.name + ' ' + str(g.channels) + '/' + str(g.stride):<15}{layer:<26}{spec['parameters']:>8}")
 """, check_output=True)
 
 nbt.add_prose(nb, r"""
