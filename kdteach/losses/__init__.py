@@ -16,6 +16,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   :func:`svd_features`, :func:`align_singular_vectors`, :func:`canonical_signs`, :func:`rbf_dfv`,
   :func:`kdsvd_vector_loss` (KD-SVD)
 - :mod:`kdteach.losses.hint`: :func:`fitnet_loss` (FitNets' hint loss; the regressor is the method's)
+- :mod:`kdteach.losses.boundary`: :func:`ab_loss` (AB's squared hinge on pre-ReLU features; the connector is
+  the method's)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
   :func:`dafl_entropy_loss` (DAFL's generator losses; these keep the teacher's gradients)
 - :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
@@ -26,6 +28,7 @@ Conventions: teacher inputs are detached inside; half/bfloat16 inputs are reduce
 function follows the benchmark and its docstring says how.
 """
 
+from .boundary import ab_loss
 from .cam import class_activation_map, grad_cam, normalize_map
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
@@ -64,6 +67,8 @@ __all__ = [
     "at_loss_paper",
     # feature: FitNets
     "fitnet_loss",
+    # feature: AB (activation boundaries)
+    "ab_loss",
     # feature: FSP
     "fsp_matrix",
     "fsp_loss",
