@@ -16,6 +16,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   :func:`svd_features`, :func:`align_singular_vectors`, :func:`canonical_signs`, :func:`rbf_dfv`,
   :func:`kdsvd_vector_loss` (KD-SVD)
 - :mod:`kdteach.losses.hint`: :func:`fitnet_loss` (FitNets' hint loss; the regressor is the method's)
+- :mod:`kdteach.losses.selectivity`: :func:`nst_loss`, :func:`nst_kernel`, :func:`selectivity_vectors`
+  (NST: squared MMD between the channel distributions, linear / polynomial / Gaussian kernels)
 - :mod:`kdteach.losses.boundary`: :func:`ab_loss` (AB's squared hinge on pre-ReLU features; the connector is
   the method's)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
@@ -34,6 +36,7 @@ from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
 from .hint import fitnet_loss
+from .selectivity import NST_KERNELS, nst_kernel, nst_loss, selectivity_vectors
 from .response import kd_loss, mlkd_batch_loss, mlkd_class_loss, softened_probs
 from .decoupled import binary_probs, dkd_loss, dkd_terms, nontarget_probs
 from .soft_targets import matched_epsilon, permute_nontarget, smoothed_targets, soft_target_loss
@@ -67,6 +70,11 @@ __all__ = [
     "at_loss_paper",
     # feature: FitNets
     "fitnet_loss",
+    # feature: NST
+    "NST_KERNELS",
+    "selectivity_vectors",
+    "nst_kernel",
+    "nst_loss",
     # feature: AB (activation boundaries)
     "ab_loss",
     # feature: FSP
