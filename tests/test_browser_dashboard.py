@@ -210,3 +210,18 @@ def test_dashboard_in_jupyterlab(lab):
             browser.close()
     for name in ("dashboard_before_compare.png", "dashboard_after_compare.png", "zh_prose_cell.png"):
         assert (SHOTS / name).stat().st_size > 5_000, name
+
+
+def test_a_missing_browser_is_named_with_what_to_install(monkeypatch, tmp_path):
+    """Without Chromium, Playwright or a CJK font the fixture fails (or, asked to, skips) saying what to install."""
+    import _pytest.outcomes
+
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", tmp_path / "no-chromium")
+    assert f"no Chromium at {tmp_path / 'no-chromium'}" in _missing()
+    gen = lab.__wrapped__(None)   # the fixture's body; it stops before starting anything
+    monkeypatch.delenv("KDTEACH_BROWSER_TEST", raising=False)
+    with pytest.raises(_pytest.outcomes.Failed, match=r"apt-get install -y chromium fonts-noto-cjk"):
+        next(gen)
+    monkeypatch.setenv("KDTEACH_BROWSER_TEST", "skip")
+    with pytest.raises(pytest.skip.Exception, match="no Chromium at"):
+        next(lab.__wrapped__(None))

@@ -21,6 +21,7 @@ from .fsp import FSP
 from .kd import KD
 from .kdsvd import KDSVD
 from .mlkd import MLKD
+from .nst import NST
 from .takd import TAKD
 from .tfkd import TfKDReg, TfKDSelf
 from .understanding_kd import KDLabelSmoothing, KDPermuted
@@ -32,6 +33,7 @@ METHODS: dict[str, type[Method]] = {
     "fsp": FSP,
     "fitnet": FitNet,
     "fitnet_1stage": FitNet1Stage,
+    "nst": NST,
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
