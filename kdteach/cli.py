@@ -173,11 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------- commands
 
 def _cmd_models(args) -> int:
+    import torch
+
     from . import models
 
     rows = []
     for name in models.list_models():
-        m = models.create(name, num_classes=100)
+        with torch.device("meta"):   # shapes only: no memory, no initialisation cost (resnet50, vgg19)
+            m = models.create(name, num_classes=100)
         rows.append((name, models.count_parameters(m), ", ".join(f"{s.name}:{s.channels}" for s in m.stages)))
     w = max(len(r[0]) for r in rows)
     print(f"{'model'.ljust(w)}  params (100 classes)  stages (name:channels)")

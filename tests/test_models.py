@@ -457,7 +457,8 @@ def test_channels_last_input():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("name", ["resnet8x4", "wrn_16_2", "vgg8", "mobilenetv2", "shufflenetv1", "shufflenetv2"])
+@pytest.mark.parametrize("name", ["resnet8x4", "resnet50", "wrn_16_2", "vgg8", "vgg19", "mobilenetv2", "shufflenetv1",
+                                  "shufflenetv2"])
 def test_cuda_forward_backward_bf16_channels_last(name):
     m = create(name, num_classes=100).cuda().to(memory_format=torch.channels_last).train()
     x = torch.randn(4, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
