@@ -26,6 +26,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   :func:`prediction_entropy`: the mean entropy of a model's predictions (tfkd).
 - :func:`hint_residual`: the fraction of a teacher hint layer's variance that the best per-position
   affine map of a student's guided layer leaves unexplained (fitnet).
+- :func:`activation_agreement`: per position, the fraction of neurons a student and a teacher stage
+  agree on being active or inactive (ab).
 - :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
   softened predictions) between two models over an image set (mlkd).
 
@@ -51,7 +53,8 @@ from .losses._validate import check_tensor
 
 __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "decoupled_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence",
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
-           "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual"]
+           "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
+           "activation_agreement"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -888,3 +891,56 @@ def hint_residual(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stude
     if not sst > 0:
         raise ValueError(f"the teacher's hint stage {teacher_stage!r} has no variance over x; hint_residual is undefined")
     return min(1.0, max(0.0, sse / sst))
+
+
+def activation_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str,
+                         teacher_stage: str, connector: nn.Module | None = None, batch_size: int = 500
+                         ) -> torch.Tensor:
+    """The teacher/student activation agreement map of one stage pair (AB, Heo et al., AAAI 2019).
+
+    A ReLU neuron is *active* at a position where its pre-activation is > 0. For each spatial position
+    (h, w), the fraction, over all images of ``x`` and all C neurons (channels), where the student's and
+    the teacher's neuron are both active or both inactive, i.e. 1 − the rate of the exclusive-or of
+    their activations (the quantity AB's loss is a surrogate for; the authors' code prints its mean as
+    "activation similarity"). 0.5 is what two unrelated networks with balanced activations score.
+    Features are captured before the activation (``preact=True``), as AB trains them.
+
+    Args:
+        student, teacher: kdteach models on the same device (run in eval mode, no gradients; modes restored).
+        x: (N, 3, H, W) normalised images.
+        student_stage, teacher_stage: stage names (e.g. ``"layer2"``).
+        connector: optional module mapping the student's (N, C_s, h_s, w_s) pre-activation to the teacher's
+            shape (an AB run's ``extras["connector"][i]``; run in eval mode); None compares them as they
+            are, which needs equal shapes.
+        batch_size: images per forward pass.
+
+    Returns:
+        (h, w) float32 map on the CPU with values in [0, 1]; its mean is the overall agreement.
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, or the (connected) student feature and the teacher's
+            differ in shape (the message names both stages and shapes).
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(student)
+    modules = (student, teacher) + ((connector,) if connector is not None else ())
+    same, count = None, 0
+    with _evaluating(*modules), capture(student, [student_stage], preact=True) as fs, \
+            capture(teacher, [teacher_stage], preact=True) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            s, t = fs[student_stage], ft[teacher_stage]
+            if connector is not None:
+                s = connector(s)
+            if s.shape != t.shape:
+                raise ValueError(f"the student's stage {student_stage!r} gives pre-activations of shape "
+                                 f"{tuple(s.shape)}{' after the connector' if connector is not None else ''} and the "
+                                 f"teacher's stage {teacher_stage!r} {tuple(t.shape)}; they must have the same "
+                                 f"shape (pass the AB run's connector for this pair)")
+            agree = ((s > 0) == (t > 0)).double().sum(dim=(0, 1))
+            same = agree if same is None else same + agree
+            count += s.shape[0] * s.shape[1]
+    return (same / count).float().cpu()

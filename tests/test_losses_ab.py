@@ -139,17 +139,19 @@ def test_bad_inputs_name_the_argument(args, kwargs, error, match):
 
 @pytest.mark.cuda
 @cuda
-def test_cuda_matches_cpu_and_runs_under_bf16_autocast():
+def test_cuda_matches_cpu_values_and_gradients_and_runs_under_bf16_autocast():
     dev = torch.device("cuda")
     s, t = rand(4, 8, 4, 4, seed=17), rand(4, 8, 4, 4, seed=18)
-    want = ab_loss(s, t).item()
+    s_cpu = s.clone().requires_grad_(True)
+    want = ab_loss(s_cpu, t)
+    want.backward()
     sc = s.to(dev).requires_grad_(True)
-    got = ab_loss(sc, t.to(dev))
-    assert got.device.type == "cuda" and got.item() == pytest.approx(want, rel=1e-5)
+    got = ab_loss(sc, t.to(dev), margin=1.0)
+    assert got.device.type == "cuda" and got.item() == pytest.approx(want.item(), rel=1e-5)
     got.backward()
-    assert sc.grad is not None and sc.grad.device.type == "cuda"
+    assert sc.grad.device.type == "cuda" and torch.allclose(sc.grad.cpu(), s_cpu.grad, atol=1e-6)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = ab_loss(s.to(dev).to(torch.bfloat16), t.to(dev))
     assert out.dtype == torch.float32 and torch.isfinite(out)
-    with pytest.raises(ValueError, match="same device"):
+    with pytest.raises(ValueError, match="student_feature and teacher_feature must be on the same device"):
         ab_loss(s.to(dev), t)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import LossContext, Method, StagePlan, Student, area_rescaled
+from .ab import AB
 from .at import AT
 from .byot import BYOT
 from .dafl import DAFL
@@ -34,6 +35,7 @@ METHODS: dict[str, type[Method]] = {
     "fitnet": FitNet,
     "fitnet_1stage": FitNet1Stage,
     "nst": NST,
+    "ab": AB,
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
