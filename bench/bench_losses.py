@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import kdteach.losses as L
 import kdteach.train as T
 from kdteach.features import capture
+from kdteach.methods.ab import stage_weights
 from kdteach.methods.base import stage_names
 
 
@@ -61,6 +62,10 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     "tfkd_reg_loss": lambda o: L.tfkd_reg_loss(o.student_logits, o.y, 0.99, 20.0),
     "at_loss (3 stages)": lambda o: sum(L.at_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
     "fitnet_loss (hint stage)": lambda o: L.fitnet_loss(o.student_features[1], o.teacher_features[1]),  # feat[2]
+    # AB's stage 1 (3 stages, weights 2^(i-n+1)); the pair's connectors are identities. Timed on the
+    # post-ReLU features: the cost of the squared hinge does not depend on the values.
+    "ab_loss (3 stages)": lambda o: sum(w * L.ab_loss(s, t) for w, s, t in zip(
+        stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
 }
 
 
