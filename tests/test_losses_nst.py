@@ -98,6 +98,16 @@ def test_zero_for_the_same_distribution_and_invariant_to_channel_order_and_scale
     assert all(nst_loss(other, t, kernel=k).item() > 1e-4 for k in NST_KERNELS)
 
 
+def test_value_does_not_scale_with_the_map_area():
+    # nearest upsampling by 2 keeps every cosine between channel maps: the same value on 4x the positions
+    # (no 1/(H·W) factor, unlike at_loss, which this would shrink 4x)
+    s, t = rand(2, 3, 4, 4, seed=19), rand(2, 5, 4, 4, seed=20)
+    up = torch.nn.functional.interpolate
+    for kernel in NST_KERNELS:
+        big = nst_loss(up(s, scale_factor=2, mode="nearest"), up(t, scale_factor=2, mode="nearest"), kernel=kernel)
+        assert big.item() == pytest.approx(nst_loss(s, t, kernel=kernel).item(), rel=1e-5)
+
+
 def test_building_blocks():
     f = rand(2, 3, 2, 2, seed=8)
     v = selectivity_vectors(f)
