@@ -597,7 +597,7 @@ nbt.add_prose(nb, r"""
       any pair), and $\mathcal{L}_{fitnet}$ is the mean squared difference. Its weight does not depend
       on the resolution.
     - `fitnet` is the paper's two stages (hint with weight 1, then KD); `fitnet_1stage` the
-      benchmark's one stage (CE + 100 x hint). After stage 1 the guided layer explains the hint far better than the student
+      benchmark's one stage (CE + 100 x hint). After stage 1 the guided layer explains more of the hint than the student
       alone's; part of that survives stage 2 (the card, every seed).
 
     **Exercises.**
@@ -631,7 +631,7 @@ nbt.add_prose(nb, r"""
       kdteach：根据声明的步幅，适用于任意一对模型），$\mathcal{L}_{fitnet}$ 是平方差的平均。它的权重不依赖
       分辨率。
     - `fitnet` 是论文的两个阶段（先用权重 1 的提示，后 KD）；`fitnet_1stage` 是基准的单阶段（交叉熵 + 100 x 提示）。
-      阶段 1 之后，被引导层对提示的解释远好于单独训练的学生；其中一部分在阶段 2 之后仍然保留（结果卡片，每个
+      阶段 1 之后，被引导层对提示的解释好于单独训练的学生；其中一部分在阶段 2 之后仍然保留（结果卡片，每个
       随机种子）。
 
     **练习。**
