@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import math
 import os
@@ -274,18 +275,24 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                      f"{{name: tensor}} state dict; found {keys})")
 
 
-def _fitting_archs(state_dict: dict[str, torch.Tensor], num_classes: int) -> list[str]:
-    """Zoo models whose parameter names and shapes are exactly those of ``state_dict`` (built on the meta device)."""
+@functools.lru_cache(maxsize=4)
+def _zoo_shapes(num_classes: int) -> dict[str, dict[str, tuple[int, ...]]]:
+    """``{model name: {state_dict key: shape}}`` of every zoo model with ``num_classes`` classes (built
+    once per process, on the meta device: no memory, no initialisation)."""
     from . import models as kdmodels
 
-    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
-    fits = []
+    out = {}
     for name in kdmodels.list_models():
         with torch.device("meta"):
             own = kdmodels.create(name, num_classes=num_classes).state_dict()
-        if {k: tuple(v.shape) for k, v in own.items()} == shapes:
-            fits.append(name)
-    return fits
+        out[name] = {k: tuple(v.shape) for k, v in own.items()}
+    return out
+
+
+def _fitting_archs(state_dict: dict[str, torch.Tensor], num_classes: int) -> list[str]:
+    """Zoo models whose parameter names and shapes are exactly those of ``state_dict``."""
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
+    return [name for name, own in _zoo_shapes(num_classes).items() if own == shapes]
 
 
 def _published_note(arch: str) -> str:
