@@ -13,7 +13,9 @@ the tqdm bar, bf16 autocast and channels_last on CUDA, run records). Per step:
    gradients through the frozen teacher; one step of the generator's own optimiser
    (:meth:`Method.generator_optimizer`);
 3. the student's terms (:meth:`Method.loss`) on x detached, with the teacher's detached logits and
-   their arg-max as labels; one step of the student's optimiser.
+   their arg-max as labels, back-propagated by :meth:`Method.backward` (default: one backward pass
+   of their sum; a DOT-style method splits it); one step of the student's optimiser
+   (:meth:`Method.optimizer`).
 
 An epoch is ``iters_per_epoch`` steps (a method hyper-parameter: there is no dataset to sweep).
 The real test split is used only for evaluation. The checkpoint also holds the generator and its
@@ -161,7 +163,7 @@ class DataFreeTrainer(Trainer):
             g_total.backward()
             self.g_optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            s_total.backward()
+            self.method.backward(s_terms, self.optimizer)   # default: s_total.backward(); DOT-style methods split it
             self.optimizer.step()
             agree += (s_logits.detach().argmax(1) == y).sum()
             classes += torch.bincount(y, minlength=k)
