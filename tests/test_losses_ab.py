@@ -94,6 +94,13 @@ def test_teacher_is_detached_and_gradient_is_the_closed_form():
     assert torch.allclose(s.grad, want)
 
 
+def test_double_backward_is_refused_rather_than_wrong():
+    s = rand(2, 3, seed=19, dtype=torch.float64).requires_grad_(True)
+    (g,) = torch.autograd.grad(ab_loss(s, rand(2, 3, seed=20, dtype=torch.float64)), s, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()
+
+
 def away_from_margin(x: torch.Tensor, margin: float, gap: float = 0.05) -> torch.Tensor:
     """Move entries within ``gap`` of ±margin out of that band (the derivative's kinks)."""
     for edge in (margin, -margin):
