@@ -62,6 +62,7 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     "tfkd_reg_loss": lambda o: L.tfkd_reg_loss(o.student_logits, o.y, 0.99, 20.0),
     "at_loss (3 stages)": lambda o: sum(L.at_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
     "fitnet_loss (hint stage)": lambda o: L.fitnet_loss(o.student_features[1], o.teacher_features[1]),  # feat[2]
+    "nst_loss (3 stages)": lambda o: sum(L.nst_loss(s, t) for s, t in zip(o.student_features, o.teacher_features)),
     # AB's stage 1 (3 stages, weights 2^(i-n+1)); the pair's connectors are identities. Timed on the
     # post-ReLU features: the cost of the squared hinge does not depend on the values.
     "ab_loss (3 stages)": lambda o: sum(w * L.ab_loss(s, t) for w, s, t in zip(

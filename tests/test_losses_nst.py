@@ -76,6 +76,10 @@ def test_golden_loops_over_channel_pairs(kernel, sigma2):
     want = golden(s.numpy(), t.numpy(), kernel, sigma2)
     got = nst_loss(s, t, kernel=kernel, sigma2=sigma2).item()
     assert got == pytest.approx(want, rel=1e-5, abs=1e-7)
+    # more channels than positions (9 and 11 channels on 2x2 maps): poly takes its second-moment form
+    s, t = rand(2, 9, 2, 2, seed=21), rand(2, 11, 2, 2, seed=22).relu() + 0.05
+    got = nst_loss(s, t, kernel=kernel, sigma2=sigma2).item()
+    assert got == pytest.approx(golden(s.numpy(), t.numpy(), kernel, sigma2), rel=1e-5, abs=1e-7)
 
 
 def test_larger_map_is_average_pooled_to_the_smaller():
@@ -108,6 +112,18 @@ def test_value_does_not_scale_with_the_map_area():
         assert big.item() == pytest.approx(nst_loss(s, t, kernel=kernel).item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 4, 4), (2, 9, 2, 2)])      # poly's kernel form, its moment form
+def test_an_all_zero_channel_counts_as_a_zero_vector_with_finite_gradients(shape):
+    s, t = rand(*shape, seed=24), rand(*shape, seed=25)
+    s[:, 1] = 0.0                                  # a dead neuron, common after ReLU
+    for kernel in NST_KERNELS:
+        leaf = s.clone().requires_grad_(True)
+        out = nst_loss(leaf, t, kernel=kernel)
+        assert out.item() == pytest.approx(golden(s.numpy(), t.numpy(), kernel), rel=1e-5)
+        out.backward()
+        assert torch.isfinite(leaf.grad).all()
+
+
 def test_building_blocks():
     f = rand(2, 3, 2, 2, seed=8)
     v = selectivity_vectors(f)
@@ -132,6 +148,8 @@ def test_gradcheck_float64(kernel, sigma2):
     s = rand(2, 3, 3, 2, seed=13, dtype=torch.float64).requires_grad_(True)
     t = rand(2, 4, 3, 2, seed=14, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda a: nst_loss(a, t, kernel=kernel, sigma2=sigma2), (s,))
+    wide = rand(2, 7, 2, 2, seed=23, dtype=torch.float64).requires_grad_(True)     # C > H·W: poly's moment form
+    assert torch.autograd.gradcheck(lambda a: nst_loss(a, t, kernel=kernel, sigma2=sigma2), (wide,))
 
 
 def test_half_precision_reduces_in_float32():

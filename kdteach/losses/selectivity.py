@@ -95,6 +95,40 @@ def _mean_pair_sq_distance(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return _sq_distances(both, both).mean(dim=(1, 2))
 
 
+def _poly_mmd(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+    """(B,) MMD² under k = (x·y)² of the normalised rows of the flattened maps fs (B, C_s, D) and
+    ft (B, C_t, D), in the cheaper of two equal forms.
+
+    * Kernel form (matrices C×C): the raw Gram matrices F Fᵀ are scaled by 1 / (‖f_i‖ ‖f_j‖) (norms
+      from their diagonals, clamped at 1e-12 like ``F.normalize``), so no (C, D)-sized normalised copy
+      and its backward are needed.
+    * Second-moment form (matrices D×D, D = H·W, when D is small against C): since
+      (x·y)² = ⟨x xᵀ, y yᵀ⟩_F, MMD² = ‖SᵀS / C_s − TᵀT / C_t‖²_F on the normalised rows S, T.
+    """
+    cs, ct, d = fs.shape[1], ft.shape[1], fs.shape[2]
+    if (cs + ct) * d * d < (cs * cs + cs * ct + ct * ct) * d:
+        s, t = F.normalize(fs, dim=2), F.normalize(ft, dim=2)
+        m_s = torch.bmm(s.transpose(1, 2), s) / cs
+        m_t = torch.bmm(t.transpose(1, 2), t) / ct
+        return (m_s - m_t).square().sum(dim=(1, 2))
+    g_ss, g_st, g_tt = (torch.bmm(a, b.transpose(1, 2)) for a, b in ((fs, fs), (fs, ft), (ft, ft)))
+    inv_s = torch.diagonal(g_ss, dim1=1, dim2=2).clamp_min(1e-24).rsqrt()
+    inv_t = torch.diagonal(g_tt, dim1=1, dim2=2).clamp_min(1e-24).rsqrt()
+
+    def mean_k(g, a, b):
+        return (g * a.unsqueeze(2) * b.unsqueeze(1)).square().mean(dim=(1, 2))
+
+    return mean_k(g_tt, inv_t, inv_t) + mean_k(g_ss, inv_s, inv_s) - 2 * mean_k(g_st, inv_s, inv_t)
+
+
+def _kernel_mmd(s: torch.Tensor, t: torch.Tensor, kernel: str, sigma2: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """(B,) MMD² from the three kernel means (each over all entries of its matrix, diagonal included)."""
+    k_tt = nst_kernel(t, t, kernel, sigma2).mean(dim=(1, 2))
+    k_ss = nst_kernel(s, s, kernel, sigma2).mean(dim=(1, 2))
+    k_st = nst_kernel(s, t, kernel, sigma2).mean(dim=(1, 2))
+    return k_tt + k_ss - 2 * k_st
+
+
 def nst_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, kernel: str = "poly",
              sigma2: float | None = None) -> torch.Tensor:
     """Neuron selectivity transfer: squared MMD between the channel distributions (Huang & Wang 2017).
@@ -111,8 +145,10 @@ def nst_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, kerne
     Kernels (Sec. 3.3 of the paper):
 
     * ``"poly"`` (default, what the CRD benchmark's ``NSTLoss`` computes): k = (x·y)², the paper's
-      polynomial kernel with d = 2, c = 0; the loss then matches the Gram matrices of the normalised
-      channel maps.
+      polynomial kernel with d = 2, c = 0. Since (x·y)² = ⟨x xᵀ, y yᵀ⟩_F, MMD² is also the squared
+      Frobenius distance between the second-moment matrices SᵀS / C_s and TᵀT / C_t (H·W × H·W);
+      the function computes whichever form has the smaller matrices (the value is the same), the
+      kernel form from the raw Gram matrices rescaled by the channel norms.
     * ``"linear"``: k = x·y. The three means collapse to ‖mean_j s_j − mean_i t_i‖², the squared
       distance between the mean normalised maps, an attention-transfer-like target; computed in
       that closed form.
@@ -151,13 +187,10 @@ def nst_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, kerne
     sigma2 = _check_kernel(kernel, sigma2)
     with full_precision(student_feature.device):
         fs, ft = _pool_to_common(*_student_teacher(student_feature, teacher_feature))
+        if kernel == "poly":
+            return _poly_mmd(fs.flatten(2), ft.flatten(2)).mean()
         s, t = selectivity_vectors(fs), selectivity_vectors(ft)
         if kernel == "linear":
             return (s.mean(1) - t.mean(1)).square().sum(1).mean()
-        bandwidth = 1.0
-        if kernel == "gaussian":
-            bandwidth = _mean_pair_sq_distance(s.detach(), t).clamp_min(1e-12) if sigma2 is None else sigma2
-        k_tt = nst_kernel(t, t, kernel, bandwidth).mean(dim=(1, 2))
-        k_ss = nst_kernel(s, s, kernel, bandwidth).mean(dim=(1, 2))
-        k_st = nst_kernel(s, t, kernel, bandwidth).mean(dim=(1, 2))
-        return (k_tt + k_ss - 2 * k_st).mean()
+        bandwidth = _mean_pair_sq_distance(s.detach(), t).clamp_min(1e-12) if sigma2 is None else sigma2
+        return _kernel_mmd(s, t, "gaussian", bandwidth).mean()
