@@ -163,6 +163,23 @@ def test_trainer_runs_both_stages():
     assert run.history[0]["lr"] == budget.lr and "connector" in run.extras
 
 
+def test_stage_one_raises_the_activation_agreement_of_every_stage():
+    """The mechanism: one stage-1 epoch moves the student's boundaries towards the teacher's."""
+    from kdteach.data import example_batch
+
+    x, _ = example_batch(64, "cifar10", resolution=16)
+    budget = get_budget("ci").replace(train_subset=256, test_subset=128, epochs=1, init_epochs=1)
+    teacher = T.build_model("tiny_teacher", 10, 0)
+    names = ["layer1", "layer2", "layer3"]
+    before = [float(analysis.activation_agreement(T.build_model("tiny_student", 10, 0), teacher, x, n, n).mean())
+              for n in names]
+    trainer = T.Trainer(get_method("ab"), T.build_model("tiny_student", 10, 0), teacher, budget, seed=0,
+                        device="cpu", progress=False)
+    assert [e["stage"] for e in trainer.fit(stop_after=1)] == ["init"]
+    after = [float(analysis.activation_agreement(trainer.student, teacher, x, n, n).mean()) for n in names]
+    assert all(a > b + 0.02 for a, b in zip(after, before)), (before, after)
+
+
 def test_activation_agreement_map_by_hand(ci_batch):
     x, _ = ci_batch
     teacher = T.build_model("tiny_teacher", 10, 1).eval()
