@@ -12,17 +12,18 @@ Weights: β = 50, no KD term and the polynomial kernel are the CRD benchmark's (
 ``scripts/run_cifar_distill.sh``: ``--distill nst --model_s resnet8x4 -a 0 -b 50``;
 ``train_student.py`` pairs ``feat[1:-1]`` and keeps the cross-entropy weight ``-r`` at its default
 1; ``distiller_zoo/NST.py`` computes only the (x·y)² kernel). ``kernel="linear"`` and
-``kernel="gaussian"`` select the paper's other two kernels at the same weight (the paper tunes its
-λ per kernel; the benchmark has no value for them). The paper writes its weight as λ/2, so the
-benchmark's β corresponds to λ = 2β there.
+``kernel="gaussian"`` select the paper's other two kernels at the same weight (the benchmark has no
+weight for them; β = 50 is not tuned for them here either). The paper writes its weight as λ/2, so
+the benchmark's β corresponds to λ = 2β there.
 
 Scale: unlike AT's β, NST's weight needs no :func:`~kdteach.methods.area_rescaled` factor at the
 ``ci`` budget's 16x16 inputs. ``nst_loss`` is a mean of kernel entries (squared cosines between
 channel maps, each in [0, 1]), not a mean over the H·W positions, so shrinking the maps does not
-inflate it. Measured on 32 CIFAR-10 test images, untrained pairs (seeds 0 / 1), per stage after the
-stem, 32x32 → 16x16 inputs: tiny_student/tiny_teacher 0.188 → 0.175, 0.081 → 0.083, 0.088 → 0.076;
-resnet8x4/resnet32x4 0.058 → 0.058, 0.074 → 0.065, 0.056 → 0.041; ``at_loss`` on the same features
-grew 3.6-5x (the 4x that ``area_rescaled`` corrects). A ``ci`` run therefore uses β = 50 unchanged.
+inflate it. Measured on ``example_batch(32)`` (CIFAR-10 test images) at 32x32 and at 16x16, untrained
+pairs (student seed 0, teacher seed 1), per stage after the stem: tiny_student/tiny_teacher
+0.188 → 0.175, 0.081 → 0.083, 0.088 → 0.076; resnet8x4/resnet32x4 0.058 → 0.058, 0.074 → 0.065,
+0.056 → 0.041; ``at_loss`` on the same features grew 2.6-5x (the 4x that ``area_rescaled``
+corrects). A ``ci`` run therefore uses β = 50 unchanged.
 """
 
 from __future__ import annotations
