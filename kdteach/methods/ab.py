@@ -34,9 +34,11 @@ whose strides' ratio is not an integer, is a clear error naming both models' sta
 
 Deviations and choices, stated:
 
-* The authors' CIFAR code (``cifar10_AB_distillation.py``) trains its second stage with a KD loss
-  (T = 3, no CE) and uses 1x1 conv + BN connectors on every stage; the benchmark uses CE and the
-  identity where shapes agree. This module follows the benchmark.
+* The authors' CIFAR code (``cifar10_AB_distillation.py``, ``models/distillation_module.py``) trains
+  its second stage with a KD loss (T = 3, no CE term); its connectors are the identity when the two
+  WRNs have equal widths and a 1x1 conv (no bias) + BN otherwise, for maps of equal size. The
+  benchmark trains the second stage with CE and its ``ConvReg`` also handles maps of different
+  sizes. This module follows the benchmark (its 1x1 conv has a bias, which the BN makes redundant).
 * :func:`~kdteach.losses.ab_loss` is a *sum* over the C·H·W entries of a stage, so at the ``ci``
   budget's 16x16 inputs it is about a quarter of its 32x32 value; stage 1 has no other term, so this
   acts as a 4x smaller stage-1 learning rate. ``ab_weight`` is kept at the benchmark's 3/1000 at every
