@@ -165,7 +165,8 @@ def test_half_precision_reduces_in_float32():
      r"student_feature must have shape \(B, C, H, W\) \(4 dimensions\), got shape \(2, 3, 16\)"),
     ((rand(2, 3, 4, 4), rand(2, 3)), {}, ValueError, r"teacher_feature must have shape .* got shape \(2, 3\)"),
     ((rand(2, 3, 4, 4), rand(3, 3, 4, 4)), {}, ValueError,
-     r"student_feature and teacher_feature must have the same batch size, got shapes \(2, 3, 4, 4\) and \(3, 3, 4, 4\)"),
+     r"student_feature and teacher_feature must have the same batch size, got shapes \(2, 3, 4, 4\) and "
+     r"\(3, 3, 4, 4\)"),
     ((torch.ones(2, 3, 4, 4, dtype=torch.long), rand(2, 3, 4, 4)), {}, TypeError,
      "student_feature must be a floating-point tensor"),
     ((rand(2, 3, 4, 4), rand(2, 3, 4, 4)), {"kernel": "rbf"}, ValueError,
@@ -189,18 +190,22 @@ def test_kernel_bad_inputs_name_the_argument():
 
 @pytest.mark.cuda
 @cuda
-def test_cuda_matches_cpu_and_runs_under_bf16_autocast():
+@pytest.mark.parametrize("s_shape, t_shape", [((4, 8, 4, 4), (4, 16, 8, 8)),    # poly's moment form (C > H·W)
+                                              ((4, 4, 8, 8), (4, 6, 8, 8))])    # poly's kernel form
+def test_cuda_matches_cpu_values_and_gradients_and_runs_under_bf16_autocast(s_shape, t_shape):
     dev = torch.device("cuda")
-    s, t = rand(4, 8, 4, 4, seed=17), rand(4, 16, 8, 8, seed=18)
+    s, t = rand(*s_shape, seed=17), rand(*t_shape, seed=18)
     for kernel in NST_KERNELS:
-        want = nst_loss(s, t, kernel=kernel).item()
+        cpu = s.clone().requires_grad_(True)
+        want = nst_loss(cpu, t, kernel=kernel)
+        want.backward()
         sc = s.to(dev).requires_grad_(True)
         got = nst_loss(sc, t.to(dev), kernel=kernel)
-        assert got.device.type == "cuda" and got.item() == pytest.approx(want, rel=1e-4, abs=1e-6)
+        assert got.device.type == "cuda" and got.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
         got.backward()
-        assert sc.grad is not None and sc.grad.device.type == "cuda"
-    with torch.autocast("cuda", dtype=torch.bfloat16):
-        out = nst_loss(s.to(dev).to(torch.bfloat16), t.to(dev))
-    assert out.dtype == torch.float32 and torch.isfinite(out)
-    with pytest.raises(ValueError, match="same device"):
+        assert sc.grad.device.type == "cuda" and torch.allclose(sc.grad.cpu(), cpu.grad, rtol=1e-3, atol=1e-6)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            low = nst_loss(s.to(dev).to(torch.bfloat16), t.to(dev), kernel=kernel)
+        assert low.dtype == torch.float32 and torch.isfinite(low)
+    with pytest.raises(ValueError, match="student_feature and teacher_feature must be on the same device"):
         nst_loss(s.to(dev), t)
