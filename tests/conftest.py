@@ -68,3 +68,30 @@ def cached_ci_teacher(tmp_path, monkeypatch):
                                 history=[{"epoch": 1, "test_acc": 10.0}], wall_time=0.0, device="cpu")
     zoo.save_to_cache("teacher", teacher, budget, 0, record)
     return teacher
+
+
+@pytest.fixture
+def distill_cli(cached_ci_teacher, tmp_path, capsys):
+    """Run ``kdteach distill --method NAME --budget ci --epochs 1 --quiet [--set K=V ...]`` against
+    :func:`cached_ci_teacher` and return (its one run record, the command's stdout). Asserts the exit
+    code 0, exactly one record, its method, teacher, student and budget name (``ci-1ep``), and that the
+    printed output names the run id."""
+    import json
+
+    from kdteach import cli
+
+    def run(method: str, *settings: str):
+        args = ["distill", "--method", method, "--budget", "ci", "--epochs", "1", "--quiet"]
+        for setting in settings:
+            args += ["--set", setting]
+        assert cli.main(args) == 0
+        out = capsys.readouterr().out
+        files = list((tmp_path / "results").glob("*.json"))
+        assert len(files) == 1, files
+        rec = json.loads(files[0].read_text())
+        assert (rec["method"], rec["teacher"], rec["student"], rec["budget"]) == (method, "tiny_teacher", "tiny_student",
+                                                                                  "ci-1ep")
+        assert rec["run_id"] in out
+        return rec, out
+
+    return run

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 import kdteach.train as T
-from kdteach import cli, results, zoo
 from kdteach.data import example_batch
 from kdteach.losses import dkd_loss
 from kdteach.methods import LossContext, get_method, list_methods
@@ -143,25 +140,7 @@ def test_trainer_ramps_the_dkd_terms_over_the_budgets_warmup_epochs():
     assert [set(e["loss"]) for e in run.history] == [{"ce", "tckd", "nckd", "total"}] * 3
 
 
-def test_kdteach_distill_method_dkd(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDTEACH_DEVICE", "cpu")
-    budget = get_budget("ci")
-    teacher = T.build_model("tiny_teacher", 10, 0)     # untrained weights are enough for the plumbing
-    record = results.new_record(method="teacher", teacher=None, student="tiny_teacher", dataset="cifar10",
-                                budget="ci", seed=0, hparams={}, recipe=budget.teacher_recipe(),
-                                history=[{"epoch": 1, "test_acc": 10.0}], wall_time=0.0, device="cpu")
-    zoo.save_to_cache("teacher", teacher, budget, 0, record)
-    assert cli.main(["distill", "--method", "dkd", "--budget", "ci", "--epochs", "1", "--quiet",
-                     "--set", "beta=2"]) == 0
-    out = capsys.readouterr().out
-    files = list((tmp_path / "results").glob("*.json"))
-    assert len(files) == 1
-    rec = json.loads(files[0].read_text())
-    assert (rec["method"], rec["teacher"], rec["student"], rec["budget"]) == ("dkd", "tiny_teacher", "tiny_student",
-                                                                              "ci-1ep")
+def test_kdteach_distill_method_dkd(distill_cli):
+    rec, _ = distill_cli("dkd", "beta=2")
     assert rec["hparams"] == {"ce_weight": 1.0, "alpha": 1.0, "beta": 2.0, "temperature": 4.0}
-    assert set(rec["history"][0]["loss"]) == {"ce", "tckd", "nckd", "total"} and rec["run_id"] in out
-    assert cli.main(["methods"]) == 0
-    assert "dkd" in capsys.readouterr().out
+    assert set(rec["history"][0]["loss"]) == {"ce", "tckd", "nckd", "total"}

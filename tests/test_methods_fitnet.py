@@ -3,8 +3,6 @@ the regressor built from declared stages for any zoo pair, the trainer's stage 1
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -186,17 +184,9 @@ def test_hint_residual_is_zero_for_the_teacher_and_lower_for_an_affine_copy(ci_b
         analysis.hint_residual(other, teacher, x, "layer2", "layer2", batch_size=0)
 
 
-def test_kdteach_distill_method_fitnet(tmp_path, cached_ci_teacher, capsys):
-    method, terms = "fitnet", [{"hint", "total"}, {"ce", "kd", "total"}]   # --epochs 1: 1 stage-1 epoch, 1 of KD
-    assert cli.main(["distill", "--method", method, "--budget", "ci", "--epochs", "1", "--quiet",
-                     "--set", "hint_weight=10"]) == 0
-    out = capsys.readouterr().out
-    files = list((tmp_path / "results").glob("*.json"))
-    assert len(files) == 1
-    rec = json.loads(files[0].read_text())
-    assert (rec["method"], rec["teacher"], rec["student"], rec["budget"]) == (method, "tiny_teacher", "tiny_student",
-                                                                              "ci-1ep")
-    assert rec["hparams"]["hint_weight"] == 10.0 and rec["run_id"] in out
-    assert [set(e["loss"]) for e in rec["history"]] == terms
+def test_kdteach_distill_method_fitnet(distill_cli, capsys):
+    rec, _ = distill_cli("fitnet", "hint_weight=10")               # --epochs 1: 1 stage-1 epoch, 1 of KD
+    assert rec["hparams"]["hint_weight"] == 10.0
+    assert [set(e["loss"]) for e in rec["history"]] == [{"hint", "total"}, {"ce", "kd", "total"}]
     assert cli.main(["methods"]) == 0
-    assert method in capsys.readouterr().out
+    assert "fitnet" in capsys.readouterr().out

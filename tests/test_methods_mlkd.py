@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import kdteach.train as T
-from kdteach import cli, results, zoo
 from kdteach.data import example_batch
 from kdteach.losses import kd_loss, mlkd_batch_loss, mlkd_class_loss
 from kdteach.methods import get_method, list_methods
@@ -217,29 +214,11 @@ def test_trainer_runs_and_resumes_bitwise(tiny_budget, tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_kdteach_distill_method_mlkd(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDTEACH_DEVICE", "cpu")
-    budget = get_budget("ci")
-    teacher = T.build_model("tiny_teacher", 10, 0)     # untrained weights are enough for the plumbing
-    record = results.new_record(method="teacher", teacher=None, student="tiny_teacher", dataset="cifar10",
-                                budget="ci", seed=0, hparams={}, recipe=budget.teacher_recipe(),
-                                history=[{"epoch": 1, "test_acc": 10.0}], wall_time=0.0, device="cpu")
-    zoo.save_to_cache("teacher", teacher, budget, 0, record)
-    assert cli.main(["distill", "--method", "mlkd", "--budget", "ci", "--epochs", "1", "--quiet",
-                     "--set", "strong_batch=16"]) == 0
-    out = capsys.readouterr().out
-    files = list((tmp_path / "results").glob("*.json"))
-    assert len(files) == 1
-    rec = json.loads(files[0].read_text())
-    assert (rec["method"], rec["teacher"], rec["student"], rec["budget"]) == ("mlkd", "tiny_teacher", "tiny_student",
-                                                                              "ci-1ep")
+def test_kdteach_distill_method_mlkd(distill_cli):
+    rec, _ = distill_cli("mlkd", "strong_batch=16")
     assert rec["hparams"] == {"ce_weight": 0.1, "kd_weight": 0.9, "batch_weight": 1.0, "class_weight": 1.0,
                               "temperature": 4.0, "strong_batch": 16}
-    assert set(rec["history"][0]["loss"]) == set(TERMS) | {"total"} and rec["run_id"] in out
-    assert cli.main(["methods"]) == 0
-    assert "mlkd" in capsys.readouterr().out
+    assert set(rec["history"][0]["loss"]) == set(TERMS) | {"total"}
 
 
 @pytest.mark.cuda
