@@ -48,14 +48,13 @@ Deviations and choices, stated:
 
 from __future__ import annotations
 
-import numbers
 from types import MappingProxyType
 
 import torch
 from torch import nn
 
 from ..losses import ab_loss
-from .base import LossContext, Method, StagePlan, cross_entropy, stage_names
+from .base import LossContext, Method, StagePlan, check_init_epochs, cross_entropy, init_then_main, stage_names
 from .fitnet import _describe, hint_regressor
 
 __all__ = ["AB", "ab_connector", "ab_stage_pairs", "stage_weights"]
@@ -114,10 +113,8 @@ class AB(Method):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        n, m = self.hparams["init_epochs"], self.hparams["margin"]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-            raise ValueError(f"hyper-parameter 'init_epochs' of method 'ab' (stage-1 epochs) must be None (the "
-                             f"budget's init_epochs) or an int >= 1, got {n!r}")
+        check_init_epochs(self.name, self.hparams["init_epochs"])
+        m = self.hparams["margin"]
         if not m > 0:
             raise ValueError(f"hyper-parameter 'margin' of method 'ab' must be > 0, got {m!r}")
 
@@ -138,12 +135,7 @@ class AB(Method):
 
     def stages(self, budget) -> list[StagePlan]:
         """``init`` (stage-1 epochs, features + connectors, constant lr), then ``main`` (CE, no teacher)."""
-        n = self.hparams["init_epochs"] or budget.init_epochs
-        if n < 1:
-            raise ValueError(f"method 'ab' needs at least one stage-1 epoch; budget {budget.name!r} has "
-                             f"init_epochs=0 (pass hparams={{'init_epochs': N}})")
-        return [StagePlan("init", n, trainable="features", schedule=False, teacher=True),
-                StagePlan("main", budget.epochs, teacher=False)]
+        return init_then_main(self.name, self.hparams["init_epochs"], budget, main_teacher=False)
 
     @staticmethod
     def boundary_losses(ctx: LossContext) -> list[torch.Tensor]:

@@ -66,6 +66,37 @@ class StagePlan:
             raise ValueError(f"StagePlan.epochs must be a positive int, got {self.epochs!r} (stage {self.name!r})")
 
 
+
+def init_then_main(method_name: str, init_epochs: int | None, budget, main_teacher: bool) -> list[StagePlan]:
+    """The two-stage plan of FSP, FitNets and AB: an ``init`` stage (``trainable="features"``: the
+    student without its ``fc``, plus the extras such as regressors or connectors; the budget's initial
+    learning rate held constant; with the teacher), then ``main`` over the budget's epochs, as the CRD
+    benchmark's ``--init_epochs`` stage and main loop do.
+
+    Args:
+        method_name: for the error message.
+        init_epochs: the method's ``init_epochs`` hyper-parameter; None takes ``budget.init_epochs``.
+        budget: the run's budget (``init_epochs``, ``epochs``).
+        main_teacher: whether the ``main`` stage needs the teacher (FitNets' KD stage) or not (FSP, AB).
+
+    Returns:
+        ``[StagePlan("init", n, "features", schedule=False), StagePlan("main", budget.epochs, teacher=main_teacher)]``.
+    """
+    n = init_epochs or budget.init_epochs
+    if n < 1:
+        raise ValueError(f"method {method_name!r} needs at least one stage-1 epoch (its init stage); budget {budget.name!r} "
+                         f"has init_epochs=0 (pass hparams={{'init_epochs': N}})")
+    return [StagePlan("init", n, trainable="features", schedule=False, teacher=True),
+            StagePlan("main", budget.epochs, teacher=main_teacher)]
+
+
+def check_init_epochs(method_name: str, value: object) -> None:
+    """Validate a two-stage method's ``init_epochs`` hyper-parameter: None (the budget's) or an int >= 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ValueError(f"hyper-parameter 'init_epochs' of method {method_name!r} (stage-1 epochs) must be None "
+                         f"(the budget's init_epochs) or an int >= 1, got {value!r}")
+
+
 @dataclass
 class LossContext:
     """Everything :meth:`Method.loss` may use for one training batch.

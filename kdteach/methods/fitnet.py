@@ -63,7 +63,7 @@ import torch
 from torch import nn
 
 from ..losses import fitnet_loss
-from .base import LossContext, Method, StagePlan, cross_entropy, stage_names
+from .base import LossContext, Method, StagePlan, check_init_epochs, cross_entropy, init_then_main, stage_names
 from .kd import KD
 
 __all__ = ["FitNet", "FitNet1Stage", "regressor_spec", "hint_regressor", "hint_stages"]
@@ -202,19 +202,11 @@ class FitNet(_Hint, KD):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        n = self.hparams["init_epochs"]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-            raise ValueError(f"hyper-parameter 'init_epochs' of method 'fitnet' (stage-1 epochs) must be None "
-                             f"(the budget's init_epochs) or an int >= 1, got {n!r}")
+        check_init_epochs(self.name, self.hparams["init_epochs"])
 
     def stages(self, budget) -> list[StagePlan]:
         """``init`` (stage-1 epochs, features + regressor, constant lr), then ``main`` (KD, the budget's epochs)."""
-        n = self.hparams["init_epochs"] or budget.init_epochs
-        if n < 1:
-            raise ValueError(f"method 'fitnet' needs at least one stage-1 epoch; budget {budget.name!r} has "
-                             f"init_epochs=0 (pass hparams={{'init_epochs': N}})")
-        return [StagePlan("init", n, trainable="features", schedule=False, teacher=True),
-                StagePlan("main", budget.epochs, teacher=True)]
+        return init_then_main(self.name, self.hparams["init_epochs"], budget, main_teacher=True)
 
     def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
         """Stage ``init``: ``{"hint": hint_weight · fitnet_loss}``; stage ``main``: KD's ``{"ce", "kd"}``."""

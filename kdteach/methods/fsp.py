@@ -31,7 +31,8 @@ from types import MappingProxyType
 import torch
 
 from ..losses import fsp_loss, fsp_matrix
-from .base import LossContext, Method, StagePlan, cross_entropy, paired_stage_names, stage_names
+from .base import (LossContext, Method, StagePlan, check_init_epochs, cross_entropy, init_then_main,
+                   paired_stage_names, stage_names)
 
 
 class FSP(Method):
@@ -44,10 +45,7 @@ class FSP(Method):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        n = self.hparams["init_epochs"]
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
-            raise ValueError(f"hyper-parameter 'init_epochs' of method 'fsp' must be None (the budget's) or a "
-                             f"positive int, got {n!r}")
+        check_init_epochs(self.name, self.hparams["init_epochs"])
 
     def student_features(self, student) -> list[str]:
         """All stage outputs, stem included (benchmark ``feat[:-1]``)."""
@@ -63,12 +61,7 @@ class FSP(Method):
 
     def stages(self, budget) -> list[StagePlan]:
         """``init`` (budget's init epochs, features only, constant lr) then ``main`` (no teacher)."""
-        n_init = self.hparams["init_epochs"] or budget.init_epochs
-        if n_init <= 0:
-            raise ValueError(f"method 'fsp' needs at least one init epoch; budget {budget.name!r} has init_epochs=0 "
-                             f"(pass hparams={{'init_epochs': N}})")
-        return [StagePlan("init", n_init, trainable="features", schedule=False, teacher=True),
-                StagePlan("main", budget.epochs, teacher=False)]
+        return init_then_main(self.name, self.hparams["init_epochs"], budget, main_teacher=False)
 
     @staticmethod
     def matrices(features) -> list[torch.Tensor]:
