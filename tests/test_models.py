@@ -239,8 +239,13 @@ def test_tiny_parameter_counts():
 
 
 def _doc_rows():
-    rows = {}
+    """The rows of docs/MODELS.md's "Parameters and stages" table (other tables name models too)."""
+    rows, section = {}, None
     for line in DOC.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+        if section != "Parameters and stages":
+            continue
         m = re.match(r"^\|\s*`([a-z0-9_]+)`\s*\|(.*)\|\s*$", line)
         if m:
             rows[m.group(1)] = [c.strip() for c in m.group(2).split("|")]
