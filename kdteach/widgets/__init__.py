@@ -19,6 +19,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.understanding_kd`: :class:`KDEffectsExplorer` (understanding_kd notebook).
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 - :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
+- :mod:`kdteach.widgets.nst`: :class:`SelectivityExplorer` (nst notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -43,6 +44,7 @@ from .mlkd import MLKDExplorer, mlkd_explorer_state
 from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 from .fitnet import RegressorExplorer, regressor_explorer_state
+from .nst import SelectivityExplorer, selectivity_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
@@ -59,4 +61,5 @@ __all__ = [
     "kd_effects_state", "KDEffectsExplorer",
     "tfkd_explorer_state", "VirtualTeacherExplorer",
     "regressor_explorer_state", "RegressorExplorer",
+    "selectivity_explorer_state", "SelectivityExplorer",
 ]
