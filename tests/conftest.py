@@ -35,7 +35,7 @@ def offline_data():
 
 
 @pytest.fixture(scope="module")
-def ci_batch():
+def batch():
     """16 images of the ci data (16x16, normalised) and their labels: one real batch for loss terms."""
     from kdteach.data import example_batch
 
@@ -43,7 +43,7 @@ def ci_batch():
 
 
 @pytest.fixture
-def tiny_pair():
+def pair():
     """(tiny student seed 0, tiny teacher seed 1 in eval mode), untrained: equal stage widths (16, 24, 32)."""
     import kdteach.train as T
 

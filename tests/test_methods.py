@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import kdteach.train as T
-from kdteach.data import example_batch
 from kdteach.methods import METHODS, get_method, list_methods
 from kdteach.methods.base import StagePlan, batch_losses
 from kdteach.train.budgets import get_budget
@@ -15,16 +14,6 @@ pytestmark = pytest.mark.usefixtures("offline_data")
 
 EXPECTED_TERMS = {"student": {"ce"}, "kd": {"ce", "kd"}, "at": {"ce", "at"}, "kdsvd": {"ce", "kdsvd"},
                   "fsp": {"ce"}}
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return example_batch(16, "cifar10", resolution=16)
-
-
-@pytest.fixture
-def pair():
-    return T.build_model("tiny_student", 10, 0), T.build_model("tiny_teacher", 10, 1).eval()
 
 
 def test_registry():

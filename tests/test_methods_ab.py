@@ -102,8 +102,8 @@ def test_a_pair_with_different_stage_counts_is_a_clear_error():
         get_method("ab").check_models(s, t)
 
 
-def test_stage_one_term_is_the_weighted_boundary_loss_on_preactivations(ci_batch, tiny_pair):
-    (x, y), (student, teacher) = ci_batch, tiny_pair
+def test_stage_one_term_is_the_weighted_boundary_loss_on_preactivations(batch, pair):
+    (x, y), (student, teacher) = batch, pair
     method = get_method("ab")
     extras = method.build_extras(student, teacher, None)
     assert all(isinstance(c, torch.nn.Identity) for c in extras["connector"])   # tiny pair: equal stages
@@ -130,8 +130,8 @@ def test_stage_one_term_is_the_weighted_boundary_loss_on_preactivations(ci_batch
     assert all(p.grad is None for p in teacher.parameters())
 
 
-def test_stage_one_trains_the_connectors_of_a_pair_with_different_widths(ci_batch):
-    x, y = ci_batch
+def test_stage_one_trains_the_connectors_of_a_pair_with_different_widths(batch):
+    x, y = batch
     student, teacher = T.build_model("tiny_student", 10, 0), T.build_model("resnet8", 10, 0).eval()
     method = get_method("ab")
     extras = method.build_extras(student, teacher, None)
@@ -141,8 +141,8 @@ def test_stage_one_trains_the_connectors_of_a_pair_with_different_widths(ci_batc
     assert all(p.grad is not None for p in extras.parameters())
 
 
-def test_stage_two_is_cross_entropy_only(ci_batch, tiny_pair):
-    (x, y), (student, _) = ci_batch, tiny_pair
+def test_stage_two_is_cross_entropy_only(batch, pair):
+    (x, y), (student, _) = batch, pair
     with torch.no_grad():
         zs = student(x)
     main = batch_losses(get_method("ab"), student, None, x, y, stage="main",
@@ -178,8 +178,8 @@ def test_stage_one_raises_the_activation_agreement_of_every_stage():
     assert all(a > b + 0.02 for a, b in zip(after, before)), (before, after)
 
 
-def test_activation_agreement_map_by_hand(ci_batch):
-    x, _ = ci_batch
+def test_activation_agreement_map_by_hand(batch):
+    x, _ = batch
     teacher = T.build_model("tiny_teacher", 10, 1).eval()
     same = analysis.activation_agreement(teacher, teacher, x, "layer2", "layer2", batch_size=5)
     assert same.shape == (8, 8) and torch.equal(same, torch.ones(8, 8))

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import kdteach.train as T
-from kdteach.data import example_batch
 from kdteach.losses import dkd_loss
 from kdteach.methods import LossContext, get_method, list_methods
 from kdteach.methods.base import batch_losses
@@ -14,16 +13,6 @@ from kdteach.methods.dkd import DKD
 from kdteach.train.budgets import get_budget
 
 pytestmark = pytest.mark.usefixtures("offline_data")
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return example_batch(16, "cifar10", resolution=16)
-
-
-@pytest.fixture
-def pair():
-    return T.build_model("tiny_student", 10, 0), T.build_model("tiny_teacher", 10, 1).eval()
 
 
 def test_registered_with_mdistillers_defaults():

@@ -102,8 +102,8 @@ def test_a_pair_that_cannot_work_names_both_models_stages():
         get_method("fitnet_1stage", hint_layer=4).student_features(T.build_model("resnet8", 10, 0))
 
 
-def test_stage_one_term_is_the_hint_through_the_regressor(ci_batch, tiny_pair):
-    (x, y), (student, teacher) = ci_batch, tiny_pair
+def test_stage_one_term_is_the_hint_through_the_regressor(batch, pair):
+    (x, y), (student, teacher) = batch, pair
     method = get_method("fitnet")
     extras = method.build_extras(student, teacher, None)
     assert isinstance(extras["regressor"][0], torch.nn.Conv2d) and extras["regressor"][0].kernel_size == (1, 1)
@@ -123,8 +123,8 @@ def test_stage_one_term_is_the_hint_through_the_regressor(ci_batch, tiny_pair):
     assert all(p.grad is None for p in teacher.parameters())
 
 
-def test_stage_two_is_kd_and_the_single_stage_adds_the_hint_to_ce(ci_batch, tiny_pair):
-    (x, y), (student, teacher) = ci_batch, tiny_pair
+def test_stage_two_is_kd_and_the_single_stage_adds_the_hint_to_ce(batch, pair):
+    (x, y), (student, teacher) = batch, pair
     with torch.no_grad():
         zs, zt = student(x), teacher(x)
     main = batch_losses(get_method("fitnet"), student, teacher, x, y, stage="main")
@@ -162,8 +162,8 @@ def test_trainer_runs_both_stages_and_stage_one_leaves_the_deeper_layers_alone()
     assert run.history[0]["lr"] == budget.lr and "regressor" in run.extras
 
 
-def test_hint_residual_is_zero_for_the_teacher_and_lower_for_an_affine_copy(ci_batch):
-    x, _ = ci_batch
+def test_hint_residual_is_zero_for_the_teacher_and_lower_for_an_affine_copy(batch):
+    x, _ = batch
     teacher = T.build_model("tiny_teacher", 10, 1).eval()
     assert analysis.hint_residual(teacher, teacher, x, "layer2", "layer2", batch_size=5) == pytest.approx(0.0, abs=1e-8)
     other = T.build_model("tiny_teacher", 10, 2).eval()

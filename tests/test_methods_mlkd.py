@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 import kdteach.train as T
-from kdteach.data import example_batch
 from kdteach.losses import kd_loss, mlkd_batch_loss, mlkd_class_loss
 from kdteach.methods import get_method, list_methods
 from kdteach.methods.base import batch_losses
@@ -18,16 +17,6 @@ from kdteach.train.budgets import get_budget
 pytestmark = pytest.mark.usefixtures("offline_data")
 
 TERMS = ["ce", "instance_weak", "instance_strong", "batch", "class"]
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return example_batch(16, "cifar10", resolution=16)
-
-
-@pytest.fixture
-def pair():
-    return T.build_model("tiny_student", 10, 0), T.build_model("tiny_teacher", 10, 1).eval()
 
 
 @pytest.fixture

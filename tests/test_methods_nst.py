@@ -38,8 +38,8 @@ def test_hparams_are_validated(kwargs, error, match):
         get_method("nst", **kwargs)
 
 
-def test_stages_after_the_stem_and_their_terms(ci_batch, tiny_pair):
-    (x, y), (student, teacher) = ci_batch, tiny_pair
+def test_stages_after_the_stem_and_their_terms(batch, pair):
+    (x, y), (student, teacher) = batch, pair
     assert get_method("nst").student_features(student) == ["layer1", "layer2", "layer3"]   # feat[1:-1]
     with torch.no_grad():
         zs, fs = extract(student, x, ["layer1", "layer2", "layer3"])

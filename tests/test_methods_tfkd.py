@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 import kdteach.train as T
 from kdteach import cli, results, zoo
-from kdteach.data import example_batch
 from kdteach.losses import kd_loss, tfkd_reg_loss
 from kdteach.methods import LossContext, get_method, list_methods
 from kdteach.methods.base import batch_losses
@@ -21,11 +20,6 @@ from kdteach.methods.tfkd import AUTHORS_CIFAR100, TfKDReg, TfKDSelf, class_resc
 from kdteach.train.budgets import get_budget
 
 pytestmark = pytest.mark.usefixtures("offline_data")
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return example_batch(16, "cifar10", resolution=16)
 
 
 @pytest.fixture

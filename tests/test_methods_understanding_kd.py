@@ -11,7 +11,6 @@ import torch
 
 import kdteach.train as T
 from kdteach import cli, results, zoo
-from kdteach.data import example_batch
 from kdteach.losses import kd_loss, permute_nontarget, smoothed_targets, soft_target_loss, softened_probs
 from kdteach.methods import get_method
 from kdteach.methods.base import LossContext, batch_losses
@@ -26,16 +25,6 @@ def _tmp_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("KDTEACH_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KDTEACH_DEVICE", "cpu")
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return example_batch(16, "cifar10", resolution=16)
-
-
-@pytest.fixture
-def pair():
-    return T.build_model("tiny_student", 10, 0), T.build_model("tiny_teacher", 10, 1).eval()
 
 
 @pytest.fixture
