@@ -434,14 +434,17 @@ class DeviceLoader:
         pad: crop padding; default ``resolution // 8`` (4 at 32x32, 2 at 16x16).
         drop_last: drop the last incomplete batch (default: True when training).
         channels_last: return batches in channels_last memory format.
+        with_index: also yield each image's position in ``split`` (a method's per-sample state, such as
+            CRD's memory bank, is indexed by it; :attr:`kdteach.methods.Method.needs_index`).
 
     Yields:
-        ``(x, y)`` with x float32 (B, 3, H, W) normalised, y int64 (B,), both on ``device``.
+        ``(x, y)`` with x float32 (B, 3, H, W) normalised, y int64 (B,), both on ``device``; with
+        ``with_index``, ``(x, y, index)`` with index int64 (B,) on ``device``.
     """
 
     def __init__(self, split: ImageSplit, batch_size: int, device: torch.device | str = "cpu", *,
                  train: bool = True, seed: int = 0, pad: int | None = None,
-                 drop_last: bool | None = None, channels_last: bool = True):
+                 drop_last: bool | None = None, channels_last: bool = True, with_index: bool = False):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.device = torch.device(device)
@@ -454,6 +457,7 @@ class DeviceLoader:
         self.pad = split.resolution // 8 if pad is None else int(pad)
         self.drop_last = train if drop_last is None else drop_last
         self.channels_last = channels_last
+        self.with_index = bool(with_index)
         self.epoch = 0
         mean, std = NORMALIZATION[split.name]
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
@@ -482,12 +486,13 @@ class DeviceLoader:
         for i in range(len(self)):
             lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, n)
             if order is None:
+                idx = torch.arange(lo, hi, device=self.device)
                 xb, yb = self.images[lo:hi], self.labels[lo:hi]
             else:
                 idx = order[lo:hi]
                 xb, yb = self.images[idx], self.labels[idx]
                 xb = random_crop_flip(xb, gen, pad=self.pad)
-            yield self._to_float(xb), yb
+            yield (self._to_float(xb), yb, idx) if self.with_index else (self._to_float(xb), yb)
         if self.train:
             self.epoch += 1
 

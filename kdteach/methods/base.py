@@ -113,6 +113,8 @@ class LossContext:
         epoch: 0-based epoch within the stage; step: 0-based step within the epoch.
         warmup: distillation warm-up factor in [0, 1] (1 unless the method uses warm-up).
         hparams: the method's hyper-parameters (read-only).
+        index: (B,) int64 positions of the batch's images in the training split, for methods with
+            :attr:`Method.needs_index` (CRD's memory bank); None otherwise.
     """
 
     x: torch.Tensor
@@ -127,6 +129,7 @@ class LossContext:
     step: int = 0
     warmup: float = 1.0
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    index: torch.Tensor | None = None
 
 
 def area_rescaled(weight: float, resolution: int, reference: int = 32) -> float:
@@ -196,6 +199,11 @@ class Method:
     #: ``"datafree"``: batches from the method's generator (:class:`kdteach.train.datafree.DataFreeTrainer`;
     #: the method defines ``build_generator``, ``generator_optimizer``, ``generator_loss``)
     protocol: str = "offline"
+    #: the loss needs each training image's position in the split (``ctx.index``): the trainer's loader then
+    #: yields it, and the trainer sets :attr:`train_size` (the split's size) before :meth:`build_extras`
+    needs_index: bool = False
+    #: the number of training images, set by the trainer for methods with ``needs_index`` (None outside one)
+    train_size: int | None = None
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -337,7 +345,8 @@ class Student(Method):
 
 
 def batch_losses(method: Method, student: nn.Module, teacher: nn.Module | None, x: torch.Tensor, y: torch.Tensor,
-                 *, stage: str = "main", extras: nn.ModuleDict | None = None, epoch: int = 0) -> dict[str, torch.Tensor]:
+                 *, stage: str = "main", extras: nn.ModuleDict | None = None, epoch: int = 0,
+                 index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The loss terms of ``method`` on one batch, outside the trainer (for notebooks and tests).
 
     Runs the teacher under ``torch.inference_mode()`` and the student with gradients, capturing the
@@ -349,6 +358,7 @@ def batch_losses(method: Method, student: nn.Module, teacher: nn.Module | None, 
         x: (B, 3, H, W) normalised images; y: (B,) int64 labels.
         stage: which stage's loss to compute (e.g. FSP's ``"init"``).
         extras: the method's extras (default: freshly built with ``build_extras``).
+        index: (B,) positions of the images in the training split, for methods with ``needs_index``.
 
     Returns:
         Named, weighted scalar terms (no ``"total"``); they carry gradients to the student.
@@ -370,5 +380,5 @@ def batch_losses(method: Method, student: nn.Module, teacher: nn.Module | None, 
     s_feats = {n: store[n] for n in s_names}
     ctx = LossContext(x=x, y=y, student_logits=s_logits, teacher_logits=t_logits, student_features=s_feats,
                       teacher_features=t_feats, extras=extras, stage=stage, epoch=epoch, step=0,
-                      hparams=method.hparams)
+                      hparams=method.hparams, index=index)
     return method.loss(ctx)

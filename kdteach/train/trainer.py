@@ -91,7 +91,8 @@ class _ShuffleLoader(kdata.DeviceLoader):
         order = torch.randperm(n, generator=gen).to(self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size: min((i + 1) * self.batch_size, n)]
-            yield self._to_float(self.images[idx]), self.labels[idx]
+            xb, yb = self._to_float(self.images[idx]), self.labels[idx]
+            yield (xb, yb, idx) if self.with_index else (xb, yb)
         self.epoch += 1
 
 
@@ -277,7 +278,8 @@ class Trainer:
         self.train_loader = None
         if self.uses_training_images:
             loader_cls = kdata.DeviceLoader if self.budget.augment else _ShuffleLoader
-            self.train_loader = loader_cls(train_split, self.budget.batch_size, self.device, train=True, seed=seed)
+            self.train_loader = loader_cls(train_split, self.budget.batch_size, self.device, train=True, seed=seed,
+                                           with_index=method.needs_index)
             if len(self.train_loader) == 0:
                 raise ValueError(f"the training split has {len(train_split)} images, fewer than one batch of "
                                  f"{self.budget.batch_size}")
@@ -287,6 +289,11 @@ class Trainer:
         self.stages: list[StagePlan] = list(method.stages(self.budget))
         if not self.stages:
             raise ValueError(f"method {method.name!r} returned no training stages")
+        if method.needs_index:
+            if self.train_loader is None:
+                raise ValueError(f"method {method.name!r} needs per-sample indices of the training images "
+                                 f"(needs_index), but {type(self).__name__} trains without them")
+            method.train_size = self.train_loader.num_samples     # e.g. the size of CRD's memory bank
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             extras = method.build_extras(student, self.teacher, self.budget)
@@ -488,8 +495,10 @@ class Trainer:
         return self.history
 
     def _losses(self, x: torch.Tensor, y: torch.Tensor, stage: StagePlan, use_teacher: bool, s_store: dict,
-                t_store: dict, step: int, warmup: float) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Forward passes and the method's loss terms for one batch (the hot path)."""
+                t_store: dict, step: int, warmup: float, index: torch.Tensor | None = None
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Forward passes and the method's loss terms for one batch (the hot path); ``index`` (B,) holds
+        the batch's positions in the training split when the method asks for them (``needs_index``)."""
         with self._autocast():
             t_logits, t_feats = None, {}
             if use_teacher:
@@ -502,7 +511,8 @@ class Trainer:
             ctx = LossContext(x=x, y=y, student_logits=s_logits, teacher_logits=t_logits,
                               student_features={n: s_store[n] for n in self.student_feature_names},
                               teacher_features=t_feats, extras=self.extras, stage=stage.name,
-                              epoch=self.stage_epoch, step=step, warmup=warmup, hparams=self.method.hparams)
+                              epoch=self.stage_epoch, step=step, warmup=warmup, hparams=self.method.hparams,
+                              index=index)
             return self.method.loss(ctx), s_logits
 
     def benchmark(self, steps: int = 20, warmup: int = 3, stage: str | None = None, clock=time.perf_counter
@@ -538,11 +548,12 @@ class Trainer:
                 epoch = 0
                 while done < warmup + steps:
                     self.train_loader.set_epoch(epoch)
-                    for x, y in self.train_loader:
+                    for x, y, *index in self.train_loader:
                         if done == warmup:
                             sync()
                             t0 = clock()
-                        terms, _ = self._losses(x, y, plan, use_teacher, s_store, t_store, done, 1.0)
+                        terms, _ = self._losses(x, y, plan, use_teacher, s_store, t_store, done, 1.0,
+                                                index[0] if index else None)
                         self.optimizer.zero_grad(set_to_none=True)
                         self.method.backward(terms, self.optimizer)
                         self.optimizer.step()
@@ -583,8 +594,9 @@ class Trainer:
         last_post = time.perf_counter()
         test_acc_prev = self.history[-1]["test_acc"] if self.history else None
         epoch_no = self.epochs_done + 1
-        for step, (x, y) in enumerate(loader):
-            terms, s_logits = self._losses(x, y, stage, use_teacher, s_store, t_store, step, warmup)
+        for step, (x, y, *index) in enumerate(loader):
+            terms, s_logits = self._losses(x, y, stage, use_teacher, s_store, t_store, step, warmup,
+                                           index[0] if index else None)
             if names is None:
                 names = self._check_terms(terms)
             elif list(terms) != names:
