@@ -45,7 +45,7 @@ def test_shuffle_loader_without_augmentation_yields_index():
 
 
 class _IndexProbe(Method):
-    """Records ctx.index and train_size; CE only."""
+    """Records ctx.index and train_labels; CE only."""
 
     name = "index_probe"
     needs_teacher = False
@@ -53,7 +53,7 @@ class _IndexProbe(Method):
     defaults = MappingProxyType({})
 
     def build_extras(self, student, teacher, budget):
-        self.seen_size = self.train_size
+        self.seen_labels = self.train_labels
         self.indices = []
         return torch.nn.ModuleDict()
 
@@ -63,14 +63,14 @@ class _IndexProbe(Method):
         return {"ce": cross_entropy(ctx)}
 
 
-def test_trainer_passes_indices_and_train_size(tmp_path, monkeypatch):
+def test_trainer_passes_indices_and_train_labels(tmp_path, monkeypatch):
     monkeypatch.setenv("KDTEACH_CACHE", str(tmp_path / "cache"))
     budget = get_budget("ci").replace(name="unit", train_subset=96, test_subset=32, batch_size=32, epochs=1)
     method = _IndexProbe()
     trainer = T.Trainer(method, T.build_model("tiny_student", 10, 0), None, budget, seed=0, progress=False,
                         device="cpu")
     method.labels = trainer.train_loader.labels
-    assert method.seen_size == 96
+    assert method.seen_labels is method.labels and method.seen_labels.shape == (96,)
     trainer.fit()
     idx = torch.cat(method.indices)
     assert sorted(idx.tolist()) == list(range(96))                    # one epoch visits every image once

@@ -200,10 +200,12 @@ class Method:
     #: the method defines ``build_generator``, ``generator_optimizer``, ``generator_loss``)
     protocol: str = "offline"
     #: the loss needs each training image's position in the split (``ctx.index``): the trainer's loader then
-    #: yields it, and the trainer sets :attr:`train_size` (the split's size) before :meth:`build_extras`
+    #: yields it, and the trainer sets :attr:`train_labels` before :meth:`build_extras`
     needs_index: bool = False
-    #: the number of training images, set by the trainer for methods with ``needs_index`` (None outside one)
-    train_size: int | None = None
+    #: (N,) int64 labels of the training split in index order, on the training device, set by the trainer
+    #: for methods with ``needs_index`` (None outside one): N sizes CRD's memory bank, the labels pick its
+    #: negatives (images of other classes)
+    train_labels: torch.Tensor | None = None
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))

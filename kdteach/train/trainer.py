@@ -293,7 +293,7 @@ class Trainer:
             if self.train_loader is None:
                 raise ValueError(f"method {method.name!r} needs per-sample indices of the training images "
                                  f"(needs_index), but {type(self).__name__} trains without them")
-            method.train_size = self.train_loader.num_samples     # e.g. the size of CRD's memory bank
+            method.train_labels = self.train_loader.labels       # e.g. CRD's memory bank and its negatives
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             extras = method.build_extras(student, self.teacher, self.budget)
