@@ -20,6 +20,10 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   (NST: squared MMD between the channel distributions, linear / polynomial / Gaussian kernels)
 - :mod:`kdteach.losses.boundary`: :func:`ab_loss` (AB's squared hinge on pre-ReLU features; the connector is
   the method's)
+- :mod:`kdteach.losses.relation`: :func:`rkd_loss`, :func:`rkd_terms`, :func:`rkd_distance_potential`,
+  :func:`rkd_angle_potential`, :func:`pairwise_distances` (RKD's distance and angle potentials)
+- :mod:`kdteach.losses.contrastive`: :func:`crd_nce_loss`, :func:`crd_scores` (CRD's critic scores and NCE
+  loss; the memory bank is the method's state)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
   :func:`dafl_entropy_loss` (DAFL's generator losses; these keep the teacher's gradients)
 - :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
@@ -32,6 +36,8 @@ function follows the benchmark and its docstring says how.
 
 from .boundary import ab_loss
 from .cam import class_activation_map, grad_cam, normalize_map
+from .contrastive import CRD_EPS, crd_nce_loss, crd_scores
+from .relation import pairwise_distances, rkd_angle_potential, rkd_distance_potential, rkd_loss, rkd_terms
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
@@ -87,6 +93,16 @@ __all__ = [
     "canonical_signs",
     "kdsvd_vector_loss",
     "kdsvd_loss",
+    # relation: RKD
+    "pairwise_distances",
+    "rkd_distance_potential",
+    "rkd_angle_potential",
+    "rkd_terms",
+    "rkd_loss",
+    # relation: CRD
+    "CRD_EPS",
+    "crd_scores",
+    "crd_nce_loss",
     # data-free: DAFL
     "dafl_onehot_loss",
     "dafl_activation_loss",

@@ -13,6 +13,7 @@ from .base import LossContext, Method, StagePlan, Student, area_rescaled
 from .ab import AB
 from .at import AT
 from .byot import BYOT
+from .crd import CRD
 from .dafl import DAFL
 from .dkd import DKD
 from .dml import DML
@@ -23,6 +24,7 @@ from .kd import KD
 from .kdsvd import KDSVD
 from .mlkd import MLKD
 from .nst import NST
+from .rkd import RKD
 from .takd import TAKD
 from .tfkd import TfKDReg, TfKDSelf
 from .understanding_kd import KDLabelSmoothing, KDPermuted
@@ -36,6 +38,8 @@ METHODS: dict[str, type[Method]] = {
     "fitnet_1stage": FitNet1Stage,
     "nst": NST,
     "ab": AB,
+    "rkd": RKD,
+    "crd": CRD,
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
