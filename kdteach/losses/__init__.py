@@ -20,6 +20,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   (NST: squared MMD between the channel distributions, linear / polynomial / Gaussian kernels)
 - :mod:`kdteach.losses.boundary`: :func:`ab_loss` (AB's squared hinge on pre-ReLU features; the connector is
   the method's)
+- :mod:`kdteach.losses.overhaul`: :func:`ofd_margin`, :func:`ofd_loss` (OFD's per-channel margin from the
+  teacher's BN and the partial L2 against the margin-ReLU'd teacher; the connector is the method's)
 - :mod:`kdteach.losses.relation`: :func:`rkd_loss`, :func:`rkd_terms`, :func:`rkd_distance_potential`,
   :func:`rkd_angle_potential`, :func:`pairwise_distances` (RKD's distance and angle potentials)
 - :mod:`kdteach.losses.contrastive`: :func:`crd_nce_loss`, :func:`crd_scores` (CRD's critic scores and NCE
@@ -35,6 +37,7 @@ function follows the benchmark and its docstring says how.
 """
 
 from .boundary import ab_loss
+from .overhaul import ofd_loss, ofd_margin
 from .cam import class_activation_map, grad_cam, normalize_map
 from .contrastive import CRD_EPS, crd_nce_loss, crd_scores
 from .relation import pairwise_distances, rkd_angle_potential, rkd_distance_potential, rkd_loss, rkd_terms
@@ -83,6 +86,9 @@ __all__ = [
     "nst_loss",
     # feature: AB (activation boundaries)
     "ab_loss",
+    # feature: OFD
+    "ofd_margin",
+    "ofd_loss",
     # feature: FSP
     "fsp_matrix",
     "fsp_loss",
