@@ -30,6 +30,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   agree on being active or inactive (ab).
 - :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
   softened predictions) between two models over an image set (mlkd).
+- :func:`relation_distance`: RKD's distance and angle terms between two models' penultimate features,
+  averaged over fixed-size batches of an image set (rkd).
 
 Mean and spread over seeds: :func:`kdteach.results.mean_std`.
 
@@ -54,7 +56,7 @@ from .losses._validate import check_tensor
 __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "decoupled_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence",
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
            "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
-           "activation_agreement"]
+           "activation_agreement", "relation_distance"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -944,3 +946,55 @@ def activation_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor
             same = agree if same is None else same + agree
             count += s.shape[0] * s.shape[1]
     return (same / count).float().cpu()
+
+
+def relation_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, batch_size: int = 128,
+                      distance_weight: float = 25.0, angle_weight: float = 50.0) -> dict[str, float]:
+    """How differently two networks arrange a batch of test images: RKD's two terms between the student's
+    and the teacher's penultimate (``"pool"``, (B, D)) features, averaged over batches of ``x``
+    (Park, Kim, Lu, Cho, "Relational Knowledge Distillation", CVPR 2019, Eqs. 5 and 7).
+
+    ``x`` is cut into consecutive batches of ``batch_size`` images (the training batch, 128 at every
+    budget, by default); on each, :func:`kdteach.losses.rkd_terms` gives the smooth-L1 distance between
+    the two networks' mean-normalised pairwise-distance matrices and between their triplet-angle
+    cosines. The relations depend on which images share a batch, so only full batches count (a last,
+    smaller batch is dropped, unless ``x`` holds fewer than ``batch_size`` images: then it is one batch);
+    each batch weighs the same. ``x`` should be in a fixed, class-mixed order (the test split is).
+    The dimensions of the two feature spaces may differ; 0 means the same relations, lower is closer.
+
+    Args:
+        student, teacher: kdteach models (declared ``"pool"`` features) on the same device (both run
+            in eval mode, no gradients; their modes are restored).
+        x: (N, 3, H, W) normalised images, N >= 2.
+        batch_size: images per relation batch (and per forward pass), >= 2.
+        distance_weight, angle_weight: λ_D and λ_A of ``"loss"`` (the rkd method's 25 and 50).
+
+    Returns:
+        ``{"distance": mean distance term, "angle": mean angle term,
+        "loss": distance_weight · distance + angle_weight · angle (the RKD term of training),
+        "batches": number of batches}``.
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) with N >= 2, or ``batch_size`` not an int >= 2.
+    """
+    from .losses import rkd_terms
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    if batch_size < 2 or len(x) < 2:
+        raise ValueError(f"relation_distance compares pairs: batch_size and the number of images in x must be >= 2, "
+                         f"got batch_size={batch_size} and x of shape {tuple(x.shape)}")
+    n_full = len(x) // batch_size
+    starts = range(0, n_full * batch_size, batch_size) if n_full else [0]
+    device = _device_of(student)
+    distance = angle = 0.0
+    with _evaluating(student, teacher), capture(student, ["pool"]) as fs, capture(teacher, ["pool"]) as ft:
+        for i in starts:
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            d, a = rkd_terms(fs["pool"], ft["pool"])
+            distance, angle = distance + d.item(), angle + a.item()
+    distance, angle = distance / len(starts), angle / len(starts)
+    return {"distance": distance, "angle": angle, "loss": distance_weight * distance + angle_weight * angle,
+            "batches": len(starts)}

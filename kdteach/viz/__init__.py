@@ -15,6 +15,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_singular_vectors`: singular values and right singular vectors (KD-SVD)
 - :func:`plot_hint_channels`: a teacher's hint channels next to regressed guided features (FitNets)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
+- :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
 - :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
@@ -25,6 +26,7 @@ from .display import figure_png, register_notebook_display
 from .images import plot_image_grid
 from .hints import plot_hint_channels
 from .selectivity import plot_selectivity_maps
+from .relation import plot_relation_matrices
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
 from .similarity import plot_similarity_pairs
 from .soft_targets import plot_gradient_scale, plot_target_distributions
@@ -44,6 +46,7 @@ __all__ = [
     "plot_singular_vectors",
     "plot_hint_channels",
     "plot_selectivity_maps",
+    "plot_relation_matrices",
     "plot_image_grid",
     "plot_curves",
     "plot_bars",

@@ -24,12 +24,15 @@ __all__ = ["plot_similarity_pairs"]
 def plot_similarity_pairs(pairs: Mapping[str, tuple[object, object]],
                           labels: Mapping[str, Sequence[str] | None] | None = None, *,
                           names: tuple[str, str] = ("teacher", "student"), difference: bool = True,
-                          cmap: str = "viridis", annotate: bool | None = None, title: str | None = None) -> Figure:
+                          cmap: str = "viridis", annotate: bool | None = None, title: str | None = None,
+                          shared_scale: bool = False) -> Figure:
     """One row per pair of square matrices: the teacher's, the student's, and |teacher − student|.
 
     Within a row the teacher and the student share one colour scale (one colour bar), so their
     intensities can be compared; the difference has its own scale (its own colour bar). Rows are
-    scaled independently (a B x B and a K x K matrix have different ranges).
+    scaled independently (a B x B and a K x K matrix have different ranges) unless ``shared_scale``:
+    then every matrix of every row shares one scale, and every difference another (rows of the same
+    kind of matrix, e.g. before and after distillation, RKD).
 
     Args:
         pairs: row title -> ``(teacher_matrix, student_matrix)``, each (n, n) (tensor or array), the
@@ -40,6 +43,7 @@ def plot_similarity_pairs(pairs: Mapping[str, tuple[object, object]],
         cmap: colour map of the matrices (the difference uses ``"magma"``).
         annotate: write the values in the cells (default: when n <= 6).
         title: optional figure title.
+        shared_scale: one colour scale for all rows' matrices (and one for all differences).
 
     Returns:
         Figure with ``len(pairs)`` rows of 2 (or 3) heat maps and their colour bars.
@@ -66,8 +70,11 @@ def plot_similarity_pairs(pairs: Mapping[str, tuple[object, object]],
     side = 2.9
     fig = Figure(figsize=(cols * side + 1.2, len(rows) * side + (0.4 if title else 0.0)), layout="constrained")
     axes = fig.subplots(len(rows), cols, squeeze=False)
+    every = [m for _, a, b, _ in rows for m in (a, b)]
+    span = (float(min(m.min() for m in every)), float(max(m.max() for m in every)))
+    diff_hi = float(max(np.abs(a - b).max() for _, a, b, _ in rows))
     for r, (row, a, b, names_row) in enumerate(rows):
-        lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+        lo, hi = span if shared_scale else (float(min(a.min(), b.min())), float(max(a.max(), b.max())))
         show = a.shape[0] <= 6 if annotate is None else annotate
         image = None
         for c, (m, who) in enumerate(((a, names[0]), (b, names[1]))):
@@ -78,7 +85,8 @@ def plot_similarity_pairs(pairs: Mapping[str, tuple[object, object]],
         if difference:
             ax = axes[r, 2]
             diff = np.abs(a - b)
-            image = draw_matrix(ax, diff, names_row, annotate=show, cmap="magma", fmt=".3f")
+            image = draw_matrix(ax, diff, names_row, annotate=show, cmap="magma", fmt=".3f",
+                                **({"vmin": 0.0, "vmax": diff_hi} if shared_scale else {}))
             ax.set_title(f"{row}\n|{names[0]} - {names[1]}|", fontsize=9)
             fig.colorbar(image, ax=ax, shrink=0.85)
     if title:
