@@ -56,7 +56,8 @@ from .losses._validate import check_tensor
 __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matrices", "fsp_distance", "soft_target_kl", "decoupled_kl", "dfv_distance", "prediction_agreement", "symmetric_kl", "exit_divergence",
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
            "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
-           "activation_agreement", "relation_distance"]
+           "activation_agreement", "pooled_features", "linear_cka", "representation_cka",
+           "relation_distance"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -946,6 +947,53 @@ def activation_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor
             same = agree if same is None else same + agree
             count += s.shape[0] * s.shape[1]
     return (same / count).float().cpu()
+
+
+def pooled_features(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The penultimate features ``"pool"`` (the input of ``fc``) of every image: (N, 3, H, W) -> (N, D), float32
+    on the CPU (eval mode, no gradients). CRD and RKD distil these vectors."""
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(model)
+    out = []
+    with _evaluating(model), capture(model, ["pool"]) as f:
+        for i in range(0, len(x), batch_size):
+            model(x[i:i + batch_size].to(device))
+            out.append(f["pool"].float().cpu())
+    return torch.cat(out)
+
+
+def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Linear centred kernel alignment between two representations of the same N examples, in [0, 1].
+
+    Kornblith, Norouzi, Lee, Hinton, "Similarity of Neural Network Representations Revisited", ICML 2019,
+    Eq. 5: with A (N, D_a) and B (N, D_b) centred per column, CKA = ‖BᵀA‖²_F / (‖AᵀA‖_F ‖BᵀB‖_F). 1 when one
+    representation is a rotation and scaling of the other, near 0 for unrelated ones; the dimensions may
+    differ. Computed in float64.
+
+    Raises:
+        ValueError: not (N, D) with the same N ≥ 2, or a representation with no variance.
+    """
+    check_tensor(a, "a", 2, "(N, D_a)")
+    check_tensor(b, "b", 2, "(N, D_b)")
+    if a.shape[0] != b.shape[0] or a.shape[0] < 2:
+        raise ValueError(f"a and b must hold the same N >= 2 examples, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    a = a.detach().double().cpu()
+    b = b.detach().double().cpu()
+    a, b = a - a.mean(0), b - b.mean(0)
+    den = torch.linalg.matrix_norm(a.T @ a) * torch.linalg.matrix_norm(b.T @ b)
+    if not den > 0:
+        raise ValueError("linear_cka is undefined for a representation with no variance")
+    return float(torch.linalg.matrix_norm(b.T @ a).square() / den)
+
+
+def representation_cka(student: nn.Module, teacher: nn.Module, x: torch.Tensor, batch_size: int = 500) -> float:
+    """Linear CKA (:func:`linear_cka`) between the student's and the teacher's penultimate features on ``x``:
+    how much of the teacher's representation structure the student's holds, with no trained head (so a
+    student trained alone and a CRD student compare on equal terms). CRD (Tian et al., ICLR 2020) maximises
+    a bound on the mutual information between these representations (through its embedding heads); CKA
+    is a head-free, rotation- and scale-invariant reading of how aligned they are. Higher = closer."""
+    return linear_cka(pooled_features(student, x, batch_size), pooled_features(teacher, x, batch_size))
 
 
 def relation_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, batch_size: int = 128,

@@ -170,16 +170,22 @@ class CRD(Method):
     def build_extras(self, student, teacher, budget) -> nn.ModuleDict:
         """``{"embed_s": Linear(D_s, feat_dim), "embed_t": Linear(D_t, feat_dim), "memory": CRDMemory}``.
 
-        The memory needs the training labels (:attr:`Method.train_labels`, set by the trainer).
+        The memory needs the training labels: :attr:`Method.train_labels` (set by the trainer) or, outside a
+        trainer (e.g. when a cached run's extras are loaded back), those of ``budget``'s training split.
         """
-        if self.train_labels is None:
+        labels = self.train_labels
+        if labels is None and budget is not None:
+            from ..train.trainer import budget_splits
+
+            labels = budget_splits(budget)[0].labels
+        if labels is None:
             raise ValueError("method 'crd' needs the training labels for its memory bank: train it with "
-                             "kdteach.train (which sets method.train_labels), or set method.train_labels to the "
-                             "(N,) int64 labels of the training split before build_extras")
+                             "kdteach.train (which sets method.train_labels), pass a budget, or set "
+                             "method.train_labels to the (N,) int64 labels of the training split before build_extras")
         d = self.hparams["feat_dim"]
         return nn.ModuleDict({"embed_s": nn.Linear(student.feature_dim, d),
                               "embed_t": nn.Linear(teacher.feature_dim, d),
-                              "memory": CRDMemory(self.train_labels, d)})
+                              "memory": CRDMemory(labels, d)})
 
     @staticmethod
     def embed(ctx: LossContext) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_hint_channels`: a teacher's hint channels next to regressed guided features (FitNets)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
 - :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
+- :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
 - :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
@@ -23,6 +24,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
 from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
+from .embedding import pca_2d, plot_embeddings
 from .images import plot_image_grid
 from .hints import plot_hint_channels
 from .selectivity import plot_selectivity_maps
@@ -47,6 +49,8 @@ __all__ = [
     "plot_hint_channels",
     "plot_selectivity_maps",
     "plot_relation_matrices",
+    "plot_embeddings",
+    "pca_2d",
     "plot_image_grid",
     "plot_curves",
     "plot_bars",

@@ -20,6 +20,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 - :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
 - :mod:`kdteach.widgets.nst`: :class:`SelectivityExplorer` (nst notebook).
+- :mod:`kdteach.widgets.crd`: :class:`NCEExplorer` (crd notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -45,6 +46,7 @@ from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 from .fitnet import RegressorExplorer, regressor_explorer_state
 from .nst import SelectivityExplorer, selectivity_explorer_state
+from .crd import NCEExplorer, nce_explorer_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
@@ -62,4 +64,5 @@ __all__ = [
     "tfkd_explorer_state", "VirtualTeacherExplorer",
     "regressor_explorer_state", "RegressorExplorer",
     "selectivity_explorer_state", "SelectivityExplorer",
+    "nce_explorer_state", "NCEExplorer",
 ]
