@@ -20,6 +20,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 - :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
 - :mod:`kdteach.widgets.nst`: :class:`SelectivityExplorer` (nst notebook).
+- :mod:`kdteach.widgets.rkd`: :class:`RKDInvarianceExplorer` (rkd notebook).
 - :mod:`kdteach.widgets.crd`: :class:`NCEExplorer` (crd notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
@@ -46,6 +47,7 @@ from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 from .fitnet import RegressorExplorer, regressor_explorer_state
 from .nst import SelectivityExplorer, selectivity_explorer_state
+from .rkd import RKDInvarianceExplorer, rkd_invariance_state
 from .crd import NCEExplorer, nce_explorer_state
 
 __all__ = [
@@ -64,5 +66,6 @@ __all__ = [
     "tfkd_explorer_state", "VirtualTeacherExplorer",
     "regressor_explorer_state", "RegressorExplorer",
     "selectivity_explorer_state", "SelectivityExplorer",
+    "rkd_invariance_state", "RKDInvarianceExplorer",
     "nce_explorer_state", "NCEExplorer",
 ]
