@@ -28,6 +28,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   affine map of a student's guided layer leaves unexplained (fitnet).
 - :func:`activation_agreement`: per position, the fraction of neurons a student and a teacher stage
   agree on being active or inactive (ab).
+- :func:`ofd_distance`: OFD's partial L2 per image between a (connected or best linearly read-out)
+  student stage and the teacher's margin-ReLU'd pre-activation (ofd).
 - :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
   softened predictions) between two models over an image set (mlkd).
 - :func:`relation_distance`: RKD's distance and angle terms between two models' penultimate features,
@@ -57,7 +59,7 @@ __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matri
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
            "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
            "activation_agreement", "pooled_features", "linear_cka", "representation_cka",
-           "relation_distance"]
+           "relation_distance", "ofd_distance"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -1046,3 +1048,69 @@ def relation_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, b
     distance, angle = distance / len(starts), angle / len(starts)
     return {"distance": distance, "angle": angle, "loss": distance_weight * distance + angle_weight * angle,
             "batches": len(starts)}
+
+
+def ofd_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str, teacher_stage: str,
+                 margin: torch.Tensor, connector: nn.Module | None = None, batch_size: int = 500) -> float:
+    """OFD's partial L2 per image between a student stage and the teacher's (Heo et al., ICCV 2019).
+
+    The value of :func:`kdteach.losses.ofd_loss` over all images of ``x`` (sum over entries / N): the
+    student's pre-ReLU feature, mapped to the teacher's shape, against max(t, margin) of the teacher's,
+    skipping positions where the student is below a negative target. The map is ``connector`` (an OFD
+    run's trained ``extras["connector"][i]``) or, when None, the **best linear read-out**: the per-position
+    affine map (a 1x1 conv with bias) fitted by least squares over ``x`` from the student's pre-activation
+    to the teacher's margin-ReLU'd target, so a student trained without a connector (alone, KD) and an OFD
+    student compare on equal terms. Fitted and scored on the same images (C_s + 1 parameters per teacher
+    channel against N·h·w positions).
+
+    Args:
+        student, teacher: kdteach models on the same device (run in eval mode, no gradients; modes restored).
+        x: (N, 3, H, W) normalised images.
+        student_stage, teacher_stage: stage names; margin: (C_t,) the teacher stage's margins
+            (:func:`kdteach.losses.ofd_margin`).
+        connector: optional module (B, C_s, h_s, w_s) -> (B, C_t, h_t, w_t) (eval mode); None fits the read-out,
+            which needs maps of equal size.
+        batch_size: images per forward pass.
+
+    Returns:
+        The partial L2 per image (float, >= 0).
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, or the (connected) student map and the teacher's differ in
+            shape (the message names both stages and shapes).
+    """
+    from .losses import ofd_loss
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(student)
+    modules = (student, teacher) + ((connector,) if connector is not None else ())
+    pairs = []
+    with _evaluating(*modules), capture(student, [student_stage], preact=True) as fs, \
+            capture(teacher, [teacher_stage], preact=True) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            s, t = fs[student_stage], ft[teacher_stage]
+            if connector is not None:
+                s = connector(s)
+            same = s.shape == t.shape if connector is not None else (s.shape[0], *s.shape[2:]) == (t.shape[0], *t.shape[2:])
+            if not same:
+                raise ValueError(f"the student's stage {student_stage!r} gives pre-activations of shape "
+                                 f"{tuple(s.shape)}{' after the connector' if connector is not None else ''} and the "
+                                 f"teacher's stage {teacher_stage!r} {tuple(t.shape)}; they must have the same "
+                                 f"{'shape' if connector is not None else 'map size'} (pass the OFD run's connector)")
+            pairs.append((s.double(), t.double()))
+    m = margin.detach().to(device=device, dtype=torch.float64)
+    if connector is None:
+        gram = cross = None
+        for s, t in pairs:
+            a = torch.cat([s.transpose(0, 1).flatten(1), s.new_ones(1, s.numel() // s.shape[1])]).T   # (P, C_s + 1)
+            b = torch.maximum(t, m.view(1, -1, 1, 1)).transpose(0, 1).flatten(1).T                     # (P, C_t)
+            gram = a.T @ a if gram is None else gram + a.T @ a
+            cross = a.T @ b if cross is None else cross + a.T @ b
+        w = torch.linalg.pinv(gram) @ cross                                                            # (C_s + 1, C_t)
+        pairs = [(torch.einsum("bchw,cd->bdhw", s, w[:-1]) + w[-1].view(1, -1, 1, 1), t) for s, t in pairs]
+    total = sum(ofd_loss(s, t, m).item() * s.shape[0] for s, t in pairs)
+    return total / len(x)

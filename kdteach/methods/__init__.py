@@ -24,6 +24,7 @@ from .kd import KD
 from .kdsvd import KDSVD
 from .mlkd import MLKD
 from .nst import NST
+from .ofd import OFD
 from .rkd import RKD
 from .takd import TAKD
 from .tfkd import TfKDReg, TfKDSelf
@@ -38,6 +39,7 @@ METHODS: dict[str, type[Method]] = {
     "fitnet_1stage": FitNet1Stage,
     "nst": NST,
     "ab": AB,
+    "ofd": OFD,
     "rkd": RKD,
     "crd": CRD,
     "kdsvd": KDSVD,
