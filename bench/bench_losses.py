@@ -67,6 +67,9 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     # post-ReLU features: the cost of the squared hinge does not depend on the values.
     "ab_loss (3 stages)": lambda o: sum(w * L.ab_loss(s, t) for w, s, t in zip(
         stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
+    # RKD on the penultimate vectors: the last stage's features average-pooled to (B, D), as "pool" is
+    # (the pooling is timed with it; negligible next to the B^3 angle potential).
+    "rkd_loss (pool)": lambda o: L.rkd_loss(o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))),
 }
 
 

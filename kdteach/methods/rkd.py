@@ -14,8 +14,8 @@ Defaults, and where each comes from (the CRD benchmark's code, RepDistiller):
   (Sec. 4.1, metric learning and classification);
 - the features: the benchmark's ``feat_s[-1]``, ``feat_t[-1]``, the flattened output of the final pooling.
 
-The paper trains RKD together with the classification loss (and, for CIFAR-100 and Tiny ImageNet in
-its Table 5, together with Hinton's KD term); pass ``--set kd_weight=...`` to add that term
+The paper trains RKD together with the classification loss (and, in its CIFAR-100 and Tiny ImageNet
+experiments, Sec. 4.2, also combined with Hinton's KD term); pass ``--set kd_weight=...`` to add that term
 (T = 4, :func:`kdteach.losses.kd_loss`). No loss weight depends on the resolution: both potentials
 are computed on pooled (B, D) vectors and normalised.
 """
