@@ -14,6 +14,8 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_fsp_matrices`: FSP matrices on one colour scale (FSP)
 - :func:`plot_singular_vectors`: singular values and right singular vectors (KD-SVD)
 - :func:`plot_hint_channels`: a teacher's hint channels next to regressed guided features (FitNets)
+- :func:`plot_margins`, :func:`plot_preact_response`: the teacher's per-channel margins and one channel's
+  pre-ReLU responses with the margin ReLU and the partial L2's ignored region (OFD)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
 - :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
 - :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
@@ -27,6 +29,7 @@ from .display import figure_png, register_notebook_display
 from .embedding import pca_2d, plot_embeddings
 from .images import plot_image_grid
 from .hints import plot_hint_channels
+from .margins import plot_margins, plot_preact_response
 from .selectivity import plot_selectivity_maps
 from .relation import plot_relation_matrices
 from .maps import plot_attention_maps, plot_cam_overlays, plot_fsp_matrices, plot_singular_vectors
@@ -47,6 +50,8 @@ __all__ = [
     "plot_fsp_matrices",
     "plot_singular_vectors",
     "plot_hint_channels",
+    "plot_margins",
+    "plot_preact_response",
     "plot_selectivity_maps",
     "plot_relation_matrices",
     "plot_embeddings",
