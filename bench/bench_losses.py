@@ -67,10 +67,51 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     # post-ReLU features: the cost of the squared hinge does not depend on the values.
     "ab_loss (3 stages)": lambda o: sum(w * L.ab_loss(s, t) for w, s, t in zip(
         stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
+    # OFD (3 stages, weights 2^(i-n+1)), margins of unit-γ, zero-β BNs (−sqrt(2/π) per channel); the pair's
+    # connectors (1x1 conv + BN) are the method's extras, not part of the loss. Timed on the post-ReLU features:
+    # the partial L2's cost does not depend on the values.
+    "ofd_loss (3 stages)": lambda o: sum(w * L.ofd_loss(s, t, _unit_margin(t.shape[1], t.device)) for w, s, t in zip(
+        stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
     # RKD on the penultimate vectors: the last stage's features average-pooled to (B, D), as "pool" is
     # (the pooling is timed with it; negligible next to the B^3 angle potential).
     "rkd_loss (pool)": lambda o: L.rkd_loss(o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))),
+    "crd (16384 neg., 50k bank)": lambda o: crd_step(o),
 }
+
+
+def _unit_margin(channels: int, device: torch.device) -> torch.Tensor:
+    """(C,) OFD margins of a BN with γ = 1, β = 0 (a fresh BN's), on ``device``."""
+    return L.ofd_margin(torch.ones(channels, device=device), torch.zeros(channels, device=device))
+
+
+_CRD: dict = {}
+
+
+def crd_step(o: Outputs, num_data: int = 50_000, classes: int = 100) -> torch.Tensor:
+    """CRD's term at the paper's sizes (``crd`` defaults: 128-d heads, 16,384 negatives, momentum update) with
+    a bank of ``num_data`` entries (full CIFAR-100: 50,000), on the average-pooled last stage features
+    (the networks' ``"pool"``). Heads and bank are built once per device and feature sizes; their cost
+    (heads forward + backward, sampling, the bank product, the update) is what is timed."""
+    from types import SimpleNamespace
+
+    from kdteach.methods import get_method
+    from kdteach.methods.base import LossContext
+
+    s, t = o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))
+    key = (s.device, s.shape[1], t.shape[1])
+    if key not in _CRD:
+        g = torch.Generator().manual_seed(0)
+        method = get_method("crd")
+        method.train_labels = torch.randint(0, classes, (num_data,), generator=g).to(s.device)
+        extras = method.build_extras(SimpleNamespace(feature_dim=s.shape[1]), SimpleNamespace(feature_dim=t.shape[1]),
+                                     None).to(s.device)
+        _CRD[key] = (method, extras, torch.randperm(num_data, generator=g)[:s.shape[0]].to(s.device))
+    method, extras, index = _CRD[key]
+    ctx = LossContext(x=None, y=o.y, student_logits=o.student_logits, teacher_logits=o.teacher_logits,
+                      student_features={"pool": s}, teacher_features={"pool": t}, extras=extras,
+                      hparams=method.hparams, index=index)
+    out_s, out_t = method.contrast(ctx)
+    return L.crd_nce_loss(out_s, num_data) + L.crd_nce_loss(out_t, num_data)
 
 
 def timed(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int = 2) -> float:

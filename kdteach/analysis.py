@@ -59,6 +59,7 @@ __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matri
            "class_probability_matrix", "class_relation_distance", "kd_gradient_norms",
            "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
            "activation_agreement", "pooled_features", "linear_cka", "representation_cka",
+           "crd_retrieval",
            "relation_distance", "ofd_distance"]
 
 
@@ -1114,3 +1115,32 @@ def ofd_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, studen
         pairs = [(torch.einsum("bchw,cd->bdhw", s, w[:-1]) + w[-1].view(1, -1, 1, 1), t) for s, t in pairs]
     total = sum(ofd_loss(s, t, m).item() * s.shape[0] for s, t in pairs)
     return total / len(x)
+
+
+
+def crd_retrieval(student: nn.Module, teacher: nn.Module, extras: nn.ModuleDict, x: torch.Tensor,
+                  batch_size: int = 500) -> float:
+    """Test retrieval through a CRD run's own critic (Tian et al., ICLR 2020): the percentage of the images
+    of ``x`` whose student embedding v_s = normalise(embed_s(pool_s)) is closest (cosine) to the teacher
+    embedding v_t = normalise(embed_t(pool_t)) of the *same* image among the teacher embeddings of all of
+    ``x`` (chance: 100 / len(x)). This is what CRD's objective trains: the positive pair scored above the
+    negatives.
+
+    Args:
+        student, teacher: the CRD run's student and its teacher; extras: the run's extras (``embed_s``,
+            ``embed_t``; :class:`kdteach.methods.crd.CRD`). x: (N, 3, H, W) normalised images.
+
+    Returns:
+        Top-1 retrieval, percent.
+    """
+    import copy
+
+    for key in ("embed_s", "embed_t"):
+        if not isinstance(extras, nn.ModuleDict) or key not in extras:
+            raise ValueError(f"extras must be a CRD run's extras with {key!r} (RunResult.extras of method 'crd')")
+    with torch.no_grad():
+        heads = [copy.deepcopy(extras[k]).cpu().float().eval() for k in ("embed_s", "embed_t")]   # the run's stay
+        v_s = nn.functional.normalize(heads[0](pooled_features(student, x, batch_size)), dim=1)
+        v_t = nn.functional.normalize(heads[1](pooled_features(teacher, x, batch_size)), dim=1)
+        hits = (v_s @ v_t.T).argmax(1) == torch.arange(len(v_s))
+    return 100.0 * float(hits.double().mean())
