@@ -106,3 +106,23 @@ def test_nce_explorer_updates_without_printing(capsys):
     assert w.state["num_negatives"] == 16384 and isinstance(w.last_figure, Figure)
     assert len(w.output.outputs) == 2
     assert capsys.readouterr().out == ""
+
+
+def test_crd_retrieval_is_perfect_for_identical_networks_and_heads(batch, pair):
+    import copy
+
+    from kdteach.analysis import crd_retrieval
+    from kdteach.methods import get_method
+
+    student, _ = pair
+    x, y = batch
+    method = get_method("crd", nce_k=4)
+    method.train_labels = y
+    extras = method.build_extras(student, student, None)
+    extras["embed_t"] = copy.deepcopy(extras["embed_s"])
+    assert crd_retrieval(student, student, extras, x) == pytest.approx(100.0)
+    extras["embed_t"] = torch.nn.Linear(student.feature_dim, 128)      # another head: anything in [0, 100]
+    assert 0.0 <= crd_retrieval(student, student, extras, x) <= 100.0
+    assert extras["embed_s"].weight.device.type == "cpu"
+    with pytest.raises(ValueError, match="embed_s"):
+        crd_retrieval(student, student, torch.nn.ModuleDict(), x)
