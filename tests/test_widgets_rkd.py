@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from kdteach.losses import rkd_terms
 from kdteach.widgets.rkd import RKDInvarianceExplorer, rkd_invariance_state, transform_embedding
 
 
@@ -19,31 +20,15 @@ def embeddings():
 
 
 def _reference(s, t):
-    """RKD terms and the plain quantities of the state, from numpy float64 loops (no library)."""
+    """The state's quantities: the RKD terms from kdteach.losses.rkd_terms (golden-tested in
+    test_losses_relation), the plain ones from numpy float64 (no library)."""
+    d, a = rkd_terms(s, t)
     s, t = s.double().numpy(), t.double().numpy()
-
-    def huber(a, b):
-        d = np.abs(a - b)
-        return float(np.where(d < 1, 0.5 * d * d, d - 0.5).mean())
-
-    def dist(e):
-        return np.array([[np.linalg.norm(a - b) for b in e] for a in e])
-
-    def cosines(e):
-        b = len(e)
-        out = np.zeros((b, b, b))
-        for i in range(b):
-            for j in range(b):
-                for k in range(b):
-                    if i not in (j, k):
-                        u, v = e[j] - e[i], e[k] - e[i]
-                        out[i, j, k] = u @ v / np.linalg.norm(u) / np.linalg.norm(v)
-        return out
-
-    ds, dt = dist(s), dist(t)
-    off = ~np.eye(len(s), dtype=bool)
-    return {"distance": huber(ds / ds[off].mean(), dt / dt[off].mean()), "angle": huber(cosines(s), cosines(t)),
-            "raw_distance": huber(ds, dt), "l2": float(((s - t) ** 2).mean())}
+    ds = np.sqrt(((s[:, None] - s[None]) ** 2).sum(-1))
+    dt = np.sqrt(((t[:, None] - t[None]) ** 2).sum(-1))
+    diff = np.abs(ds - dt)
+    return {"distance": float(d), "angle": float(a), "raw_distance": float(np.where(diff < 1, 0.5 * diff ** 2, diff - 0.5).mean()),
+            "l2": float(((s - t) ** 2).mean())}
 
 
 def test_transform_is_a_similarity():
