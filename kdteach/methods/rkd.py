@@ -10,8 +10,8 @@ Defaults, and where each comes from (the CRD benchmark's code, RepDistiller):
 
 - ``rkd_weight`` = 1, ``ce_weight`` = 1: ``scripts/run_cifar_distill.sh`` trains RKD with
   ``--distill rkd -a 0 -b 1`` (``-r`` left at ``train_student.py``'s default 1, no KD term);
-- ``distance_weight`` = 25, ``angle_weight`` = 50: ``RKDLoss(w_d=25, w_a=50)``, the paper's λ_D and λ_A
-  (Sec. 4.1, metric learning and classification);
+- ``distance_weight`` = 25, ``angle_weight`` = 50: ``RKDLoss(w_d=25, w_a=50)`` (the authors' own
+  metric-learning commands, lenscloth/RKD's README, use ``--dist_ratio 1 --angle_ratio 2``, the same 1:2 ratio);
 - the features: the benchmark's ``feat_s[-1]``, ``feat_t[-1]``, the flattened output of the final pooling.
 
 The paper trains RKD together with the classification loss (and, in its CIFAR-100 and Tiny ImageNet
