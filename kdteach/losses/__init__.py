@@ -26,6 +26,9 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   :func:`rkd_angle_potential`, :func:`pairwise_distances` (RKD's distance and angle potentials)
 - :mod:`kdteach.losses.contrastive`: :func:`crd_nce_loss`, :func:`crd_scores` (CRD's critic scores and NCE
   loss; the memory bank is the method's state)
+- :mod:`kdteach.losses.selfsup`: :func:`sskd_ss_loss`, :func:`sskd_tf_loss`, :func:`sskd_head_loss`,
+  :func:`contrastive_similarity`, :func:`rotation_views`, :func:`view_targets`, :func:`error_rank_keep`
+  (SSKD: rotated views, contrastive similarity matrices, selective KL terms)
 - :mod:`kdteach.losses.datafree`: :func:`dafl_onehot_loss`, :func:`dafl_activation_loss`,
   :func:`dafl_entropy_loss` (DAFL's generator losses; these keep the teacher's gradients)
 - :mod:`kdteach.losses.cam`: :func:`class_activation_map` (CAM), :func:`grad_cam` (captum),
@@ -41,6 +44,8 @@ from .overhaul import ofd_loss, ofd_margin
 from .cam import class_activation_map, grad_cam, normalize_map
 from .contrastive import CRD_EPS, crd_nce_loss, crd_scores
 from .relation import pairwise_distances, rkd_angle_potential, rkd_distance_potential, rkd_loss, rkd_terms
+from .selfsup import (contrastive_similarity, error_rank_keep, rotation_views, sskd_head_loss, sskd_ss_loss,
+                      sskd_tf_loss, view_targets)
 from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
@@ -109,6 +114,14 @@ __all__ = [
     "CRD_EPS",
     "crd_scores",
     "crd_nce_loss",
+    # relation: SSKD
+    "rotation_views",
+    "view_targets",
+    "contrastive_similarity",
+    "error_rank_keep",
+    "sskd_head_loss",
+    "sskd_ss_loss",
+    "sskd_tf_loss",
     # data-free: DAFL
     "dafl_onehot_loss",
     "dafl_activation_loss",

@@ -26,6 +26,7 @@ from .mlkd import MLKD
 from .nst import NST
 from .ofd import OFD
 from .rkd import RKD
+from .sskd import SSKD
 from .takd import TAKD
 from .tfkd import TfKDReg, TfKDSelf
 from .understanding_kd import KDLabelSmoothing, KDPermuted
@@ -42,6 +43,7 @@ METHODS: dict[str, type[Method]] = {
     "ofd": OFD,
     "rkd": RKD,
     "crd": CRD,
+    "sskd": SSKD,
     "kdsvd": KDSVD,
     "dml": DML,
     "byot": BYOT,
