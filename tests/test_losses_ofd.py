@@ -197,3 +197,19 @@ def test_cuda_matches_cpu_values_and_gradients_and_runs_under_bf16_autocast():
     assert out.dtype == torch.float32 and torch.isfinite(out)
     with pytest.raises(ValueError, match="margin and student_feature must be on the same device"):
         ofd_loss(s.to(dev), t.to(dev), margin)
+
+
+def test_gradient_is_the_closed_form_and_double_backward_is_refused():
+    s = rand(2, 3, 2, 2, seed=18).requires_grad_(True)
+    t = rand(2, 3, 2, 2, seed=19)
+    m = torch.tensor([-0.3, -0.6, -0.9])
+    ofd_loss(s, t, m).backward()
+    target = torch.maximum(t, m.view(1, 3, 1, 1))
+    a = s.detach()
+    want = torch.where((a > target) | (target > 0), 2 * (a - target), torch.zeros_like(a)) / 2
+    assert torch.allclose(s.grad, want)
+    v = rand(2, 3, seed=20, dtype=torch.float64).requires_grad_(True)
+    (g,) = torch.autograd.grad(ofd_loss(v, rand(2, 3, seed=21, dtype=torch.float64), m.double()), v,
+                               create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        g.sum().backward()

