@@ -16,6 +16,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_hint_channels`: a teacher's hint channels next to regressed guided features (FitNets)
 - :func:`plot_margins`, :func:`plot_preact_response`: the teacher's per-channel margins and one channel's
   pre-ReLU responses with the margin ReLU and the partial L2's ignored region (OFD)
+- :func:`plot_agreement_maps`: teacher/student activation agreement maps per stage, one scale (AB)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
 - :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
 - :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
@@ -23,6 +24,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
 
+from .boundary import plot_agreement_maps
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
 from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
@@ -53,6 +55,7 @@ __all__ = [
     "plot_margins",
     "plot_preact_response",
     "plot_selectivity_maps",
+    "plot_agreement_maps",
     "plot_relation_matrices",
     "plot_embeddings",
     "pca_2d",

@@ -20,6 +20,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 - :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
 - :mod:`kdteach.widgets.nst`: :class:`SelectivityExplorer` (nst notebook).
+- :mod:`kdteach.widgets.ab`: :class:`BoundaryExplorer` (ab notebook).
 - :mod:`kdteach.widgets.ofd`: :class:`MarginExplorer` (ofd notebook).
 - :mod:`kdteach.widgets.rkd`: :class:`RKDInvarianceExplorer` (rkd notebook).
 - :mod:`kdteach.widgets.crd`: :class:`NCEExplorer` (crd notebook).
@@ -48,6 +49,7 @@ from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 from .fitnet import RegressorExplorer, regressor_explorer_state
 from .nst import SelectivityExplorer, selectivity_explorer_state
+from .ab import BoundaryExplorer, boundary_explorer_state, boundary_figure
 from .ofd import MarginExplorer, margin_explorer_state
 from .rkd import RKDInvarianceExplorer, rkd_invariance_state
 from .crd import NCEExplorer, nce_explorer_state
@@ -69,6 +71,7 @@ __all__ = [
     "regressor_explorer_state", "RegressorExplorer",
     "selectivity_explorer_state", "SelectivityExplorer",
     "margin_explorer_state", "MarginExplorer",
+    "boundary_explorer_state", "boundary_figure", "BoundaryExplorer",
     "rkd_invariance_state", "RKDInvarianceExplorer",
     "nce_explorer_state", "NCEExplorer",
 ]
