@@ -62,8 +62,8 @@ def rkd_angle_potential(embedding: torch.Tensor) -> torch.Tensor:
     Entry [i, j, k] = cos of the angle at vertex i between the directions to j and to k,
     ⟨(e_j − e_i)/‖e_j − e_i‖, (e_k − e_i)/‖e_k − e_i‖⟩ (the benchmark's indexing; the paper puts the
     vertex in the middle, ψ_A(t_i, t_j, t_k) = cos∠t_i t_j t_k, the same set of angles). Directions
-    to the vertex itself are the zero vector, so those entries are 0. Invariant to scaling, rotating
-    and translating the embedding space.
+    to the vertex itself are the zero vector, so entries with j = i or k = i are 0 (and j = k gives 1).
+    Invariant to scaling, rotating and translating the embedding space.
     """
     e = _flat(embedding, "embedding")
     diff = F.normalize(e[None, :, :] - e[:, None, :], p=2, dim=2)      # [i, j] = unit(e_j - e_i)
@@ -93,15 +93,16 @@ def rkd_loss(student_embedding: torch.Tensor, teacher_embedding: torch.Tensor, d
     with ψ_D the mean-normalised pairwise distances (:func:`rkd_distance_potential`, B² entries), ψ_A
     the cosines of the triplet angles (:func:`rkd_angle_potential`, B³ entries) and ℓ_δ the Huber
     (smooth-L1, δ = 1) loss, each averaged over all its entries (``F.smooth_l1_loss``'s mean).
-    ``distance_weight`` and ``angle_weight`` are the paper's λ_D = 25 and λ_A = 50 (Sec. 4, also the
-    benchmark's ``RKDLoss(w_d=25, w_a=50)``); they are part of the loss's definition here, as in the
-    benchmark, and the method puts its own weight on the sum (the benchmark's ``-b 1``).
+    ``distance_weight`` and ``angle_weight`` are the CRD benchmark's ``RKDLoss(w_d=25, w_a=50)`` (the
+    authors' own metric-learning commands weight the two terms 1 : 2); they are part of the loss's
+    definition here, as in the benchmark, and the method puts its own weight on the sum (the
+    benchmark's ``-b 1``).
 
     Paper vs benchmark: the paper sums ℓ_δ over all pairs and triples of a mini-batch; both codes average
     them, which only rescales the terms (and makes them independent of the batch size). The angle
     potential of the paper is written over distinct triples; the averaged B³ entries also include the
-    zero entries of repeated indices (equal for student and teacher, so they add 0 to the loss but
-    count in the mean).
+    entries with repeated indices (0 when the vertex repeats, 1 when j = k; equal for student and teacher,
+    so they add 0 to the loss but count in the mean).
 
     Args:
         student_embedding: (B, D_s) student embeddings (or (B, C, H, W), flattened); gradients flow here.
