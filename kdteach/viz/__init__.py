@@ -20,6 +20,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
 - :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
 - :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
+- :func:`plot_contrastive_similarity`: SSKD's (3n, n) similarity matrices on one scale, kept rows marked
 - :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
 - :func:`plot_curves`, :func:`plot_bars`: experiment curves and seed-averaged bars
 """
@@ -30,6 +31,7 @@ from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
 from .embedding import pca_2d, plot_embeddings
 from .images import plot_image_grid
+from .selfsup import plot_contrastive_similarity
 from .hints import plot_hint_channels
 from .margins import plot_margins, plot_preact_response
 from .selectivity import plot_selectivity_maps
@@ -60,6 +62,7 @@ __all__ = [
     "plot_embeddings",
     "pca_2d",
     "plot_image_grid",
+    "plot_contrastive_similarity",
     "plot_curves",
     "plot_bars",
     "history_values",

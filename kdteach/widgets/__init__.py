@@ -24,6 +24,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.ofd`: :class:`MarginExplorer` (ofd notebook).
 - :mod:`kdteach.widgets.rkd`: :class:`RKDInvarianceExplorer` (rkd notebook).
 - :mod:`kdteach.widgets.crd`: :class:`NCEExplorer` (crd notebook).
+- :mod:`kdteach.widgets.sskd`: :class:`SSKDSelectionExplorer` (sskd notebook).
 
 A method-specific widget (section 7 of its notebook) lives in its own module here: the logic is a
 pure function returning a dict (tested without a widget), the widget a thin layer over it. The
@@ -53,6 +54,7 @@ from .ab import BoundaryExplorer, boundary_explorer_state, boundary_figure
 from .ofd import MarginExplorer, margin_explorer_state
 from .rkd import RKDInvarianceExplorer, rkd_invariance_state
 from .crd import NCEExplorer, nce_explorer_state
+from .sskd import SSKDSelectionExplorer, sskd_selection_state
 
 __all__ = [
     "METRICS", "FILTER_FIELDS", "ALL", "select_records", "grouping", "summarise", "comparison_figure",
@@ -74,4 +76,5 @@ __all__ = [
     "boundary_explorer_state", "boundary_figure", "BoundaryExplorer",
     "rkd_invariance_state", "RKDInvarianceExplorer",
     "nce_explorer_state", "NCEExplorer",
+    "sskd_selection_state", "SSKDSelectionExplorer",
 ]
