@@ -32,8 +32,8 @@ Deviations, stated:
   uses 16 of 128 (a documented setting, recorded with the run).
 * The head stage runs at the budget's initial learning rate held constant (the authors decay it by 10
   at epochs 30 and 45 of 60), inside the same trainer as the student stage.
-* The authors' student loader crops without flipping (``transform_train`` has no flip); kdteach's loader
-  flips, as for every method.
+* The rotated views are rotations of the batch's already cropped and flipped images; the authors' loader
+  (``cifar.py``) flips the image, then crops each of its four views independently.
 * The head stage keeps the teacher in eval mode, as the authors do (``t_model.eval()``).
 * The rotated views go through the student in a second forward pass, so its BN normalises them with
   their own batch statistics; the authors forward the four views of every image as one batch.
