@@ -22,6 +22,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   the method's)
 - :mod:`kdteach.losses.overhaul`: :func:`ofd_margin`, :func:`ofd_loss` (OFD's per-channel margin from the
   teacher's BN and the partial L2 against the margin-ReLU'd teacher; the connector is the method's)
+- :mod:`kdteach.losses.review`: :func:`hcl_loss`, :func:`hcl_level_weights` (ReviewKD's hierarchical
+  context loss: MSE plus pooled MSEs at 4, 2, 1; the review path and its ABF modules are the method's)
 - :mod:`kdteach.losses.relation`: :func:`rkd_loss`, :func:`rkd_terms`, :func:`rkd_distance_potential`,
   :func:`rkd_angle_potential`, :func:`pairwise_distances` (RKD's distance and angle potentials)
 - :mod:`kdteach.losses.contrastive`: :func:`crd_nce_loss`, :func:`crd_scores` (CRD's critic scores and NCE
@@ -41,6 +43,7 @@ function follows the benchmark and its docstring says how.
 
 from .boundary import ab_loss
 from .overhaul import ofd_loss, ofd_margin
+from .review import HCL_LEVELS, hcl_level_weights, hcl_loss
 from .cam import class_activation_map, grad_cam, normalize_map
 from .contrastive import CRD_EPS, crd_nce_loss, crd_scores
 from .relation import pairwise_distances, rkd_angle_potential, rkd_distance_potential, rkd_loss, rkd_terms
@@ -94,6 +97,10 @@ __all__ = [
     # feature: OFD
     "ofd_margin",
     "ofd_loss",
+    # feature: ReviewKD
+    "HCL_LEVELS",
+    "hcl_level_weights",
+    "hcl_loss",
     # feature: FSP
     "fsp_matrix",
     "fsp_loss",
