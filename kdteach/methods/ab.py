@@ -57,7 +57,7 @@ from ..losses import ab_loss
 from .base import LossContext, Method, StagePlan, check_init_epochs, cross_entropy, init_then_main, stage_names
 from .fitnet import _describe, hint_regressor
 
-__all__ = ["AB", "ab_connector", "ab_stage_pairs", "stage_weights"]
+__all__ = ["AB", "ab_connector", "ab_stage_pairs", "paired_stages", "preact_regressor", "stage_weights"]
 
 
 def ab_stage_pairs(student: nn.Module, teacher: nn.Module) -> list[tuple]:
@@ -66,9 +66,18 @@ def ab_stage_pairs(student: nn.Module, teacher: nn.Module) -> list[tuple]:
     Raises:
         ValueError: the two models have different numbers of stages (the message names both).
     """
+    return paired_stages("ab", student, teacher)
+
+
+def paired_stages(method: str, student: nn.Module, teacher: nn.Module) -> list[tuple]:
+    """Every stage after the stem of ``student`` paired one to one with ``teacher``'s (AB, OFD).
+
+    Raises:
+        ValueError: the two models have different numbers of stages (the message names ``method`` and both models).
+    """
     s_names, t_names = stage_names(student, skip_first=True), stage_names(teacher, skip_first=True)
     if len(s_names) != len(t_names):
-        raise ValueError(f"method 'ab' pairs the stages after the stem one to one, but the student "
+        raise ValueError(f"method {method!r} pairs the stages after the stem one to one, but the student "
                          f"{_describe(student)} has {len(s_names)} of them and the teacher {_describe(teacher)} "
                          f"has {len(t_names)}")
     return [(student.stage(s), teacher.stage(t)) for s, t in zip(s_names, t_names)]
@@ -86,13 +95,24 @@ def ab_connector(student_stage, teacher_stage, *, student: str = "student", teac
     """
     if (student_stage.channels, student_stage.stride) == (teacher_stage.channels, teacher_stage.stride):
         return nn.Identity()
+    return preact_regressor("ab", student_stage, teacher_stage, student=student, teacher=teacher)
+
+
+def preact_regressor(method: str, student_stage, teacher_stage, *, student: str = "student",
+                     teacher: str = "teacher") -> nn.Sequential:
+    """The FitNets regressor's conv (or transposed conv) + BN for two stages, without its ReLU (the target is a
+    pre-activation, which may be negative): (B, C_s, H_s, W_s) -> (B, C_t, H_t, W_t). Used by AB and OFD.
+
+    Raises:
+        ValueError: the strides' ratio is not an integer; the message names ``method``, both stages and models.
+    """
     try:
         regressor = hint_regressor(student_stage, teacher_stage, student=student, teacher=teacher)
     except ValueError as err:
-        raise ValueError(f"method 'ab' cannot connect the student's stage {student_stage.name!r} ({student_stage.channels} "
-                         f"channels, stride {student_stage.stride}) to the teacher's stage {teacher_stage.name!r} "
-                         f"({teacher_stage.channels} channels, stride {teacher_stage.stride}): the strides' ratio is "
-                         f"not an integer; student {student}, teacher {teacher}") from err
+        raise ValueError(f"method {method!r} cannot connect the student's stage {student_stage.name!r} "
+                         f"({student_stage.channels} channels, stride {student_stage.stride}) to the teacher's stage "
+                         f"{teacher_stage.name!r} ({teacher_stage.channels} channels, stride {teacher_stage.stride}): "
+                         f"the strides' ratio is not an integer; student {student}, teacher {teacher}") from err
     return regressor[:2]                                         # conv + BN; the target is a pre-activation
 
 

@@ -66,9 +66,9 @@ import torch
 from torch import nn
 
 from ..losses import ofd_loss, ofd_margin
-from .ab import stage_weights
+from .ab import paired_stages, preact_regressor, stage_weights
 from .base import LossContext, Method, cross_entropy, stage_names
-from .fitnet import _describe, hint_regressor
+from .fitnet import _describe
 
 __all__ = ["OFD", "BNBeforeReLU", "bn_before_activation", "ofd_connector", "ofd_stage_pairs", "teacher_margins"]
 
@@ -151,12 +151,7 @@ def ofd_stage_pairs(student: nn.Module, teacher: nn.Module) -> list[tuple]:
     Raises:
         ValueError: the two models have different numbers of stages (the message names both).
     """
-    s_names, t_names = stage_names(student, skip_first=True), stage_names(teacher, skip_first=True)
-    if len(s_names) != len(t_names):
-        raise ValueError(f"method 'ofd' pairs the stages after the stem one to one, but the student "
-                         f"{_describe(student)} has {len(s_names)} of them and the teacher {_describe(teacher)} "
-                         f"has {len(t_names)}")
-    return [(student.stage(s), teacher.stage(t)) for s, t in zip(s_names, t_names)]
+    return paired_stages("ofd", student, teacher)
 
 
 def ofd_connector(student_stage, teacher_stage, *, student: str = "student", teacher: str = "teacher") -> nn.Sequential:
@@ -175,15 +170,7 @@ def ofd_connector(student_stage, teacher_stage, *, student: str = "student", tea
         nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / teacher_stage.channels))
         bn = nn.BatchNorm2d(teacher_stage.channels)
         return nn.Sequential(conv, bn)
-    try:
-        regressor = hint_regressor(student_stage, teacher_stage, student=student, teacher=teacher)
-    except ValueError as err:
-        raise ValueError(f"method 'ofd' cannot connect the student's stage {student_stage.name!r} "
-                         f"({student_stage.channels} channels, stride {student_stage.stride}) to the teacher's "
-                         f"stage {teacher_stage.name!r} ({teacher_stage.channels} channels, stride "
-                         f"{teacher_stage.stride}): the strides' ratio is not an integer; student {student}, "
-                         f"teacher {teacher}") from err
-    return regressor[:2]
+    return preact_regressor("ofd", student_stage, teacher_stage, student=student, teacher=teacher)
 
 
 class _Margins(nn.Module):
