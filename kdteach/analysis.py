@@ -899,6 +899,38 @@ def hint_residual(student: nn.Module, teacher: nn.Module, x: torch.Tensor, stude
     return min(1.0, max(0.0, sse / sst))
 
 
+def _connected_preacts(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str, teacher_stage: str,
+                       connector: nn.Module | None, batch_size: int, method: str,
+                       channels_may_differ: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Per batch of ``x``: (student pre-activation after ``connector``, teacher pre-activation), eval mode, no
+    gradients (AB, OFD). Without a connector the shapes must agree (``channels_may_differ``: all but C).
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, or shapes that differ (the message names both stages and shapes).
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    device = _device_of(student)
+    modules = (student, teacher) + ((connector,) if connector is not None else ())
+    with _evaluating(*modules), capture(student, [student_stage], preact=True) as fs, \
+            capture(teacher, [teacher_stage], preact=True) as ft:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            s, t = fs[student_stage], ft[teacher_stage]
+            if connector is not None:
+                s = connector(s)
+            loose = channels_may_differ and connector is None
+            same = (s.shape[0], *s.shape[2:]) == (t.shape[0], *t.shape[2:]) if loose else s.shape == t.shape
+            if not same:
+                raise ValueError(f"the student's stage {student_stage!r} gives pre-activations of shape "
+                                 f"{tuple(s.shape)}{' after the connector' if connector is not None else ''} and the "
+                                 f"teacher's stage {teacher_stage!r} {tuple(t.shape)}; they must have the same "
+                                 f"{'map size' if loose else 'shape'} (pass the {method} run's connector for this pair)")
+            yield s, t
+
+
 def activation_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str,
                          teacher_stage: str, connector: nn.Module | None = None, batch_size: int = 500
                          ) -> torch.Tensor:
@@ -927,28 +959,11 @@ def activation_agreement(student: nn.Module, teacher: nn.Module, x: torch.Tensor
         ValueError: bad ``x`` or ``batch_size``, or the (connected) student feature and the teacher's
             differ in shape (the message names both stages and shapes).
     """
-    check_tensor(x, "x", 4, "(N, 3, H, W)")
-    _check_batch_size(batch_size)
-    device = _device_of(student)
-    modules = (student, teacher) + ((connector,) if connector is not None else ())
     same, count = None, 0
-    with _evaluating(*modules), capture(student, [student_stage], preact=True) as fs, \
-            capture(teacher, [teacher_stage], preact=True) as ft:
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device)
-            student(xb)
-            teacher(xb)
-            s, t = fs[student_stage], ft[teacher_stage]
-            if connector is not None:
-                s = connector(s)
-            if s.shape != t.shape:
-                raise ValueError(f"the student's stage {student_stage!r} gives pre-activations of shape "
-                                 f"{tuple(s.shape)}{' after the connector' if connector is not None else ''} and the "
-                                 f"teacher's stage {teacher_stage!r} {tuple(t.shape)}; they must have the same "
-                                 f"shape (pass the AB run's connector for this pair)")
-            agree = ((s > 0) == (t > 0)).double().sum(dim=(0, 1))
-            same = agree if same is None else same + agree
-            count += s.shape[0] * s.shape[1]
+    for s, t in _connected_preacts(student, teacher, x, student_stage, teacher_stage, connector, batch_size, "AB"):
+        agree = ((s > 0) == (t > 0)).double().sum(dim=(0, 1))
+        same = agree if same is None else same + agree
+        count += s.shape[0] * s.shape[1]
     return (same / count).float().cpu()
 
 
@@ -1082,28 +1097,9 @@ def ofd_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, studen
     """
     from .losses import ofd_loss
 
-    check_tensor(x, "x", 4, "(N, 3, H, W)")
-    _check_batch_size(batch_size)
-    device = _device_of(student)
-    modules = (student, teacher) + ((connector,) if connector is not None else ())
-    pairs = []
-    with _evaluating(*modules), capture(student, [student_stage], preact=True) as fs, \
-            capture(teacher, [teacher_stage], preact=True) as ft:
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(device)
-            student(xb)
-            teacher(xb)
-            s, t = fs[student_stage], ft[teacher_stage]
-            if connector is not None:
-                s = connector(s)
-            same = s.shape == t.shape if connector is not None else (s.shape[0], *s.shape[2:]) == (t.shape[0], *t.shape[2:])
-            if not same:
-                raise ValueError(f"the student's stage {student_stage!r} gives pre-activations of shape "
-                                 f"{tuple(s.shape)}{' after the connector' if connector is not None else ''} and the "
-                                 f"teacher's stage {teacher_stage!r} {tuple(t.shape)}; they must have the same "
-                                 f"{'shape' if connector is not None else 'map size'} (pass the OFD run's connector)")
-            pairs.append((s.double(), t.double()))
-    m = margin.detach().to(device=device, dtype=torch.float64)
+    pairs = [(s.double(), t.double()) for s, t in _connected_preacts(
+        student, teacher, x, student_stage, teacher_stage, connector, batch_size, "OFD", channels_may_differ=True)]
+    m = margin.detach().to(device=pairs[0][1].device, dtype=torch.float64)
     if connector is None:
         gram = cross = None
         for s, t in pairs:

@@ -131,7 +131,7 @@ def plot_preact_response(teacher: object, students: Mapping[str, object], margin
         ignored = (s <= target) & (target <= 0)
         right.scatter(t[idx], s[idx], s=3, alpha=0.4, label=f"{k} ({100 * float(ignored.mean()):.0f}% ignored)")
         ys += [float(s.min()), float(s.max())]
-    y_lo, y_hi = min(ys), max(ys)
+    y_lo = min(ys)
     xs = np.linspace(lo, hi, 200)
     target = np.maximum(xs, m)
     right.fill_between(xs, np.full_like(xs, y_lo), target, where=target <= 0, color="tab:green", alpha=0.15,
