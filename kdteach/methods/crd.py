@@ -96,12 +96,17 @@ class CRDMemory(nn.Module):
         self.register_buffer("z", torch.full((2,), -1.0, device=labels.device))
         self.register_buffer("labels", labels.clone())
         self.register_buffer("seed", torch.randint(0, 2**31 - 1, (1,)).to(labels.device))
+        self._seed = int(self.seed)       # a host copy: no device sync per step (refreshed when a checkpoint loads)
         count = torch.bincount(labels, minlength=int(labels.max()) + 1)
         if int((n - count[labels]).min()) < 1:
             raise ValueError("labels must hold at least two classes: CRD's negatives are images of other classes")
         self.register_buffer("order", torch.argsort(labels, stable=True), persistent=False)
         self.register_buffer("count", count, persistent=False)
         self.register_buffer("start", torch.cumsum(count, 0) - count, persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._seed = int(self.seed)
 
     @property
     def num_data(self) -> int:
@@ -115,7 +120,7 @@ class CRDMemory(nn.Module):
         1 / (N − n_c). The draw is a function of (``seed``, ``epoch``, ``step``) only.
         """
         gen = torch.Generator(device=index.device)
-        gen.manual_seed(int(self.seed) * 1_000_003 + int(epoch) * 100_003 + int(step))
+        gen.manual_seed(self._seed * 1_000_003 + int(epoch) * 100_003 + int(step))
         y = self.labels[index]
         others = (self.num_data - self.count[y]).unsqueeze(1)                       # (B, 1)
         u = (torch.rand(index.shape[0], num_negatives, device=index.device, generator=gen) * others).long()
@@ -126,9 +131,10 @@ class CRDMemory(nn.Module):
 
     @torch.no_grad()
     def normalize_scores(self, scores: torch.Tensor, which: int) -> torch.Tensor:
-        """Divide by Z[which], fixing Z = mean score · N at the first call (the authors' ``Z_v1``/``Z_v2``)."""
-        if self.z[which] < 0:
-            self.z[which] = scores.detach().mean() * self.num_data
+        """Z[which], fixed as mean score · N at the first call (the authors' ``Z_v1``/``Z_v2``); on the device,
+        without a host sync."""
+        z = self.z[which]
+        self.z[which] = torch.where(z < 0, scores.detach().mean().to(z.dtype) * self.num_data, z)
         return self.z[which].clone()
 
     @torch.no_grad()
