@@ -76,12 +76,27 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     # (the pooling is timed with it; negligible next to the B^3 angle potential).
     "rkd_loss (pool)": lambda o: L.rkd_loss(o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))),
     "crd (16384 neg., 50k bank)": lambda o: crd_step(o),
+    # SSKD's two loss functions on a batch split as a quarter normal views + three quarters rotated views (the
+    # authors' 4-view batches), pooled last-stage features as embeddings; the projection heads and the rotated
+    # views' forward passes are the method's cost, not the losses' (see PERFORMANCE.md).
+    "sskd ss + tf losses": lambda o: sskd_losses(o),
 }
 
 
 def _unit_margin(channels: int, device: torch.device) -> torch.Tensor:
     """(C,) OFD margins of a BN with γ = 1, β = 0 (a fresh BN's), on ``device``."""
     return L.ofd_margin(torch.ones(channels, device=device), torch.zeros(channels, device=device))
+
+
+def sskd_losses(o: Outputs) -> torch.Tensor:
+    """``sskd_ss_loss`` on the (3n, n) similarity matrices of the pooled last-stage features (n = B // 4) plus
+    ``sskd_tf_loss`` on the 3n "rotated" rows' logits."""
+    n = o.student_logits.shape[0] // 4
+    s, t = o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))
+    a_s = L.contrastive_similarity(s[n:4 * n], s[:n])
+    a_t = L.contrastive_similarity(t[n:4 * n], t[:n])
+    tf = L.sskd_tf_loss(o.student_logits[n:4 * n], o.teacher_logits[n:4 * n], o.y[n:4 * n])
+    return L.sskd_ss_loss(a_s, a_t) + tf
 
 
 _CRD: dict = {}
