@@ -15,6 +15,8 @@ state, :mod:`kdteach.methods.crd`); these two functions are the math:
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._validate import as_float, check_int_at_least, check_positive, check_tensor, full_precision
@@ -63,7 +65,7 @@ def crd_scores(anchor: torch.Tensor, bank: torch.Tensor, index: torch.Tensor, te
     with full_precision(anchor.device):
         v = as_float(anchor)
         m = as_float(bank.detach()).to(v.dtype, copy=True)   # kept for backward: the bank may change in place
-        return torch.exp(torch.gather(v @ m.t(), 1, index) / tau)
+        return torch.exp(torch.gather((v / tau) @ m.t(), 1, index))      # 1/τ on the (B, D) side, not (B, 1 + K)
 
 
 def crd_nce_loss(scores: torch.Tensor, num_data: int) -> torch.Tensor:
@@ -104,6 +106,6 @@ def crd_nce_loss(scores: torch.Tensor, num_data: int) -> torch.Tensor:
         x = as_float(scores)
         n_neg = x.shape[1] - 1
         noise = n_neg / float(n_data)                                  # N · P_n
-        log_pos = torch.log(x[:, 0] / (x[:, 0] + noise + CRD_EPS))
-        log_neg = torch.log(noise / (x[:, 1:] + noise + CRD_EPS))
+        log_pos = torch.log(x[:, 0]) - torch.log(x[:, 0] + (noise + CRD_EPS))
+        log_neg = math.log(noise) - torch.log(x[:, 1:] + (noise + CRD_EPS))      # fewer passes over (B, N)
         return -(log_pos.sum() + log_neg.sum()) / x.shape[0]
