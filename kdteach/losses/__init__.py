@@ -26,6 +26,8 @@ Grouped by the knowledge they transfer (see ``docs/ARCHITECTURE.md`` and DESIGN 
   context loss: MSE plus pooled MSEs at 4, 2, 1; the review path and its ABF modules are the method's)
 - :mod:`kdteach.losses.relation`: :func:`rkd_loss`, :func:`rkd_terms`, :func:`rkd_distance_potential`,
   :func:`rkd_angle_potential`, :func:`pairwise_distances` (RKD's distance and angle potentials)
+- :mod:`kdteach.losses.similarity`: :func:`sp_loss`, :func:`sp_similarity` (SP: row-normalised batch
+  similarity matrices G = normalise(Q·Qᵀ) of teacher and student, ‖G_t − G_s‖²_F / B²)
 - :mod:`kdteach.losses.contrastive`: :func:`crd_nce_loss`, :func:`crd_scores` (CRD's critic scores and NCE
   loss; the memory bank is the method's state)
 - :mod:`kdteach.losses.selfsup`: :func:`sskd_ss_loss`, :func:`sskd_tf_loss`, :func:`sskd_head_loss`,
@@ -53,6 +55,7 @@ from .datafree import dafl_activation_loss, dafl_entropy_loss, dafl_onehot_loss
 from .feature import (ATTENTION_MODES, align_singular_vectors, at_loss, at_loss_paper, attention_map,
                       canonical_signs, fsp_loss, fsp_matrix, kdsvd_loss, kdsvd_vector_loss, rbf_dfv, svd_features)
 from .hint import fitnet_loss
+from .similarity import sp_loss, sp_similarity
 from .selectivity import NST_KERNELS, nst_kernel, nst_loss, selectivity_vectors
 from .response import kd_loss, mlkd_batch_loss, mlkd_class_loss, softened_probs
 from .decoupled import binary_probs, dkd_loss, dkd_terms, nontarget_probs
@@ -60,6 +63,7 @@ from .soft_targets import matched_epsilon, permute_nontarget, smoothed_targets, 
 from .tfkd import tfkd_reg_loss, virtual_teacher_probs, virtual_teacher_target
 
 __all__ = [
+    "sp_loss", "sp_similarity",
     # response
     "kd_loss",
     "softened_probs",
