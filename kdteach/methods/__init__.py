@@ -25,6 +25,7 @@ from .kdsvd import KDSVD
 from .mlkd import MLKD
 from .nst import NST
 from .ofd import OFD
+from .reviewkd import ReviewKD
 from .rkd import RKD
 from .sskd import SSKD
 from .takd import TAKD
@@ -41,6 +42,7 @@ METHODS: dict[str, type[Method]] = {
     "nst": NST,
     "ab": AB,
     "ofd": OFD,
+    "reviewkd": ReviewKD,
     "rkd": RKD,
     "crd": CRD,
     "sskd": SSKD,
