@@ -150,7 +150,7 @@ class _PartialL2(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         r = torch.sub(s, target)
-        r = r.masked_fill_((r <= 0) & (target <= 0), 0.0)
+        r = torch.where((r > 0) | (target > 0), r, 0.0)
         ctx.save_for_backward(r)
         return r.square().sum()
 
