@@ -27,6 +27,7 @@ from .nst import NST
 from .ofd import OFD
 from .reviewkd import ReviewKD
 from .rkd import RKD
+from .sp import SP
 from .sskd import SSKD
 from .takd import TAKD
 from .tfkd import TfKDReg, TfKDSelf
@@ -44,6 +45,7 @@ METHODS: dict[str, type[Method]] = {
     "ofd": OFD,
     "reviewkd": ReviewKD,
     "rkd": RKD,
+    "sp": SP,
     "crd": CRD,
     "sskd": SSKD,
     "kdsvd": KDSVD,
