@@ -74,6 +74,8 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
         stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
     # RKD on the penultimate vectors: the last stage's features average-pooled to (B, D), as "pool" is
     # (the pooling is timed with it; negligible next to the B^3 angle potential).
+    # SP on the last stage's output (the benchmark's feat[-2]): two B x B Gram matrices of the flattened maps.
+    "sp_loss (last stage)": lambda o: L.sp_loss(o.student_features[-1], o.teacher_features[-1]),
     "rkd_loss (pool)": lambda o: L.rkd_loss(o.student_features[-1].mean((2, 3)), o.teacher_features[-1].mean((2, 3))),
     "crd (16384 neg., 50k bank)": lambda o: crd_step(o),
     # SSKD's two loss functions on a batch split as a quarter normal views + three quarters rotated views (the
