@@ -34,6 +34,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   softened predictions) between two models over an image set (mlkd).
 - :func:`relation_distance`: RKD's distance and angle terms between two models' penultimate features,
   averaged over fixed-size batches of an image set (rkd).
+- :func:`sp_distance`: SP's loss between the row-normalised batch similarity matrices of a student stage
+  and a teacher stage, averaged over fixed-size batches of an image set (sp).
 
 Mean and spread over seeds: :func:`kdteach.results.mean_std`.
 
@@ -60,7 +62,7 @@ __all__ = ["attention_maps", "attention_distance", "map_correlation", "fsp_matri
            "virtual_teacher_kl", "prediction_entropy", "similarity_distance", "hint_residual",
            "activation_agreement", "pooled_features", "linear_cka", "representation_cka",
            "crd_retrieval",
-           "relation_distance", "ofd_distance"]
+           "relation_distance", "ofd_distance", "sp_distance"]
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -1140,3 +1142,51 @@ def crd_retrieval(student: nn.Module, teacher: nn.Module, extras: nn.ModuleDict,
         v_t = nn.functional.normalize(heads[1](pooled_features(teacher, x, batch_size)), dim=1)
         hits = (v_s @ v_t.T).argmax(1) == torch.arange(len(v_s))
     return 100.0 * float(hits.double().mean())
+
+
+def sp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str, teacher_stage: str,
+                batch_size: int = 128) -> float:
+    """How differently two networks find the images of a batch similar: SP's loss between a student stage
+    and a teacher stage, averaged over batches of ``x`` (Tung & Mori, "Similarity-Preserving Knowledge
+    Distillation", ICCV 2019, Eq. 3).
+
+    ``x`` is cut into consecutive batches of ``batch_size`` images (the training batch by default, 128
+    at ``ci``); on each, :func:`kdteach.losses.sp_loss` compares the two B x B row-normalised similarity
+    matrices of the flattened stage outputs. The loss shrinks as B grows, so only full batches count (a
+    last, smaller batch is dropped); each weighs the same. ``x`` should be in a fixed, class-mixed order
+    (the test split is). Channel counts and map sizes may differ; 0 means the same similarities, lower is
+    closer.
+
+    Args:
+        student, teacher: kdteach models on the same device (both run in eval mode, no gradients; their
+            modes are restored).
+        x: (N, 3, H, W) normalised images, N >= ``batch_size``.
+        student_stage, teacher_stage: stage names (the sp method's: each model's deepest stage).
+        batch_size: B, images per batch, >= 2.
+
+    Returns:
+        The mean of ``sp_loss`` over the full batches (float, >= 0; no weight β).
+
+    Raises:
+        ValueError: ``x`` not (N, 3, H, W) or with fewer than ``batch_size`` images, or ``batch_size`` not
+            an int >= 2.
+    """
+    from .losses import sp_loss
+
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    if batch_size < 2:
+        raise ValueError(f"sp_distance compares pairs of images: batch_size must be >= 2, got {batch_size}")
+    n_full = len(x) // batch_size
+    if n_full == 0:
+        raise ValueError(f"x must hold at least batch_size = {batch_size} images, got shape {tuple(x.shape)}")
+    device = _device_of(student)
+    total = 0.0
+    with _evaluating(student, teacher), capture(student, [student_stage]) as fs, \
+            capture(teacher, [teacher_stage]) as ft:
+        for i in range(0, n_full * batch_size, batch_size):
+            xb = x[i:i + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            total += sp_loss(fs[student_stage], ft[teacher_stage]).item()
+    return total / n_full
