@@ -32,6 +32,8 @@ mechanism checks of section 5 (:class:`kdteach.train.Mechanism`):
   student stage and the teacher's margin-ReLU'd pre-activation (ofd).
 - :func:`similarity_distance`: MLKD's batch- and class-level distances (B x B and K x K matrices of
   softened predictions) between two models over an image set (mlkd).
+- :func:`review_residual`: per teacher stage, the fraction of its variance that the best per-position
+  affine map of the student's same and deeper stages leaves unexplained (reviewkd).
 - :func:`relation_distance`: RKD's distance and angle terms between two models' penultimate features,
   averaged over fixed-size batches of an image set (rkd).
 - :func:`sp_distance`: SP's loss between the row-normalised batch similarity matrices of a student stage
@@ -1142,6 +1144,79 @@ def crd_retrieval(student: nn.Module, teacher: nn.Module, extras: nn.ModuleDict,
         v_t = nn.functional.normalize(heads[1](pooled_features(teacher, x, batch_size)), dim=1)
         hits = (v_s @ v_t.T).argmax(1) == torch.arange(len(v_s))
     return 100.0 * float(hits.double().mean())
+
+
+def review_residual(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stages: Sequence[str],
+                    teacher_stages: Sequence[str], preact: bool = True, batch_size: int = 500) -> list[float]:
+    """How much of each teacher stage the student's same and *deeper* stages fail to carry, with no trained
+    ABF (ReviewKD, Chen et al., CVPR 2021: a teacher stage is reviewed from the student's stage of the
+    same depth fused with all deeper ones).
+
+    For teacher stage i (B, C_t, H_i, W_i), the student's stages i, i+1, ..., n (shallow to deep) are
+    resized to H_i x W_i (nearest, as the review path's upsampling; average pooling where a student map
+    is larger) and concatenated along the channels; over all images of ``x`` and positions, the
+    least-squares affine map from that concatenation to the teacher's C_t channels is fitted (a 1x1
+    conv with bias, the linear part of an ABF without its attention) and the fraction of the teacher
+    stage's variance it leaves unexplained, SSE / SST = 1 − R², is returned, one value per teacher
+    stage. Like :func:`hint_residual`, it applies to any student, so a student trained alone and a
+    ReviewKD student (whose own ABFs are not used) compare on equal terms.
+
+    Args:
+        student, teacher: kdteach models on the same device (eval mode, no gradients).
+        x: (N, 3, H, W) normalised images.
+        student_stages, teacher_stages: the paired stage names, shallow to deep, the same length.
+        preact: capture the stages before their activation (the method's ``preact``).
+        batch_size: images per forward pass.
+
+    Returns:
+        Per teacher stage, the unexplained fraction in [0, 1] (floats, shallow to deep).
+
+    Raises:
+        ValueError: bad ``x`` or ``batch_size``, stage lists of other lengths, or a stage with no variance.
+    """
+    check_tensor(x, "x", 4, "(N, 3, H, W)")
+    _check_batch_size(batch_size)
+    s_names, t_names = list(student_stages), list(teacher_stages)
+    if not s_names or len(s_names) != len(t_names):
+        raise ValueError(f"student_stages and teacher_stages must be non-empty lists of the same length, got "
+                         f"{s_names} and {t_names}")
+    device = _device_of(student)
+    n_levels = len(t_names)
+    gram, cross = [None] * n_levels, [None] * n_levels
+    t_sq, t_sum, count = [0.0] * n_levels, [None] * n_levels, [0] * n_levels
+    with _evaluating(student, teacher), capture(student, s_names, preact=preact) as fs, \
+            capture(teacher, t_names, preact=preact) as ft:
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            student(xb)
+            teacher(xb)
+            for i, tn in enumerate(t_names):
+                t = ft[tn].double()
+                size = tuple(t.shape[-2:])
+                parts = []
+                for sn in s_names[i:]:
+                    s = fs[sn].double()
+                    s = (F.adaptive_avg_pool2d(s, size) if s.shape[-1] > size[-1]
+                         else F.interpolate(s, size=size, mode="nearest"))
+                    parts.append(s)
+                g = torch.cat(parts, dim=1)
+                a = torch.cat([g.transpose(0, 1).flatten(1),
+                               torch.ones(1, g.numel() // g.shape[1], dtype=g.dtype, device=g.device)]).T
+                b = t.transpose(0, 1).flatten(1).T
+                gram[i] = a.T @ a if gram[i] is None else gram[i] + a.T @ a
+                cross[i] = a.T @ b if cross[i] is None else cross[i] + a.T @ b
+                t_sq[i] += float(b.square().sum())
+                t_sum[i] = b.sum(0) if t_sum[i] is None else t_sum[i] + b.sum(0)
+                count[i] += b.shape[0]
+    out = []
+    for i, tn in enumerate(t_names):
+        w = torch.linalg.pinv(gram[i]) @ cross[i]
+        sse = t_sq[i] - 2.0 * float((w * cross[i]).sum()) + float((w * (gram[i] @ w)).sum())
+        sst = t_sq[i] - float(t_sum[i].square().sum()) / count[i]
+        if not sst > 0:
+            raise ValueError(f"the teacher's stage {tn!r} has no variance over x; review_residual is undefined")
+        out.append(min(1.0, max(0.0, sse / sst)))
+    return out
 
 
 def sp_distance(student: nn.Module, teacher: nn.Module, x: torch.Tensor, student_stage: str, teacher_stage: str,

@@ -17,6 +17,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_margins`, :func:`plot_preact_response`: the teacher's per-channel margins and one channel's
   pre-ReLU responses with the margin ReLU and the partial L2's ignored region (OFD)
 - :func:`plot_agreement_maps`: teacher/student activation agreement maps per stage, one scale (AB)
+- :func:`plot_abf_attention`: the two attention maps of one ReviewKD ABF module for a few images (ReviewKD)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
 - :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
 - :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
@@ -26,6 +27,7 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 """
 
 from .boundary import plot_agreement_maps
+from .review import plot_abf_attention
 from .charts import history_values, plot_bars, plot_curves, plot_similarity_matrix, plot_softened_distributions
 from .decoupled import plot_decoupled_distributions
 from .display import figure_png, register_notebook_display
@@ -58,6 +60,7 @@ __all__ = [
     "plot_preact_response",
     "plot_selectivity_maps",
     "plot_agreement_maps",
+    "plot_abf_attention",
     "plot_relation_matrices",
     "plot_embeddings",
     "pca_2d",

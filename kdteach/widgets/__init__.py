@@ -20,6 +20,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.tfkd`: :class:`VirtualTeacherExplorer` (tfkd notebook).
 - :mod:`kdteach.widgets.fitnet`: :class:`RegressorExplorer` (fitnet notebook).
 - :mod:`kdteach.widgets.nst`: :class:`SelectivityExplorer` (nst notebook).
+- :mod:`kdteach.widgets.reviewkd`: :class:`HCLExplorer` (reviewkd notebook).
 - :mod:`kdteach.widgets.ab`: :class:`BoundaryExplorer` (ab notebook).
 - :mod:`kdteach.widgets.ofd`: :class:`MarginExplorer` (ofd notebook).
 - :mod:`kdteach.widgets.rkd`: :class:`RKDInvarianceExplorer` (rkd notebook).
@@ -50,6 +51,7 @@ from .understanding_kd import KDEffectsExplorer, kd_effects_state
 from .tfkd import VirtualTeacherExplorer, tfkd_explorer_state
 from .fitnet import RegressorExplorer, regressor_explorer_state
 from .nst import SelectivityExplorer, selectivity_explorer_state
+from .reviewkd import HCLExplorer, hcl_explorer_state
 from .ab import BoundaryExplorer, boundary_explorer_state, boundary_figure
 from .ofd import MarginExplorer, margin_explorer_state
 from .rkd import RKDInvarianceExplorer, rkd_invariance_state
@@ -72,6 +74,7 @@ __all__ = [
     "tfkd_explorer_state", "VirtualTeacherExplorer",
     "regressor_explorer_state", "RegressorExplorer",
     "selectivity_explorer_state", "SelectivityExplorer",
+    "hcl_explorer_state", "HCLExplorer",
     "margin_explorer_state", "MarginExplorer",
     "boundary_explorer_state", "boundary_figure", "BoundaryExplorer",
     "rkd_invariance_state", "RKDInvarianceExplorer",
