@@ -24,6 +24,7 @@ One module per widget family, each readable on its own:
 - :mod:`kdteach.widgets.ab`: :class:`BoundaryExplorer` (ab notebook).
 - :mod:`kdteach.widgets.ofd`: :class:`MarginExplorer` (ofd notebook).
 - :mod:`kdteach.widgets.rkd`: :class:`RKDInvarianceExplorer` (rkd notebook).
+- :mod:`kdteach.widgets.sp`: :class:`SimilarityExplorer` (sp notebook).
 - :mod:`kdteach.widgets.crd`: :class:`NCEExplorer` (crd notebook).
 - :mod:`kdteach.widgets.sskd`: :class:`SSKDSelectionExplorer` (sskd notebook).
 
@@ -55,6 +56,7 @@ from .reviewkd import HCLExplorer, hcl_explorer_state
 from .ab import BoundaryExplorer, boundary_explorer_state, boundary_figure
 from .ofd import MarginExplorer, margin_explorer_state
 from .rkd import RKDInvarianceExplorer, rkd_invariance_state
+from .sp import SimilarityExplorer, sp_explorer_state
 from .crd import NCEExplorer, nce_explorer_state
 from .sskd import SSKDSelectionExplorer, sskd_selection_state
 
@@ -79,5 +81,6 @@ __all__ = [
     "boundary_explorer_state", "boundary_figure", "BoundaryExplorer",
     "rkd_invariance_state", "RKDInvarianceExplorer",
     "nce_explorer_state", "NCEExplorer",
+    "sp_explorer_state", "SimilarityExplorer",
     "sskd_selection_state", "SSKDSelectionExplorer",
 ]
