@@ -72,6 +72,11 @@ LOSSES: dict[str, Callable[[Outputs], torch.Tensor]] = {
     # the partial L2's cost does not depend on the values.
     "ofd_loss (3 stages)": lambda o: sum(w * L.ofd_loss(s, t, _unit_margin(t.shape[1], t.device)) for w, s, t in zip(
         stage_weights(len(o.student_features)), o.student_features, o.teacher_features)),
+    # ReviewKD's HCL on the 3 stages plus the pooled feature as a (B, D, 1, 1) map (mdistiller's targets); the
+    # review path's ABF modules are the method's extras, not part of the loss. Timed on the post-ReLU features.
+    "hcl_loss (3 stages + pool)": lambda o: L.hcl_loss(
+        o.student_features + [o.student_features[-1].mean((2, 3), keepdim=True)],
+        o.teacher_features + [o.teacher_features[-1].mean((2, 3), keepdim=True)]),
     # RKD on the penultimate vectors: the last stage's features average-pooled to (B, D), as "pool" is
     # (the pooling is timed with it; negligible next to the B^3 angle potential).
     # SP on the last stage's output (the benchmark's feat[-2]): two B x B Gram matrices of the flattened maps.

@@ -68,6 +68,10 @@ def hcl_loss(student_features, teacher_features) -> torch.Tensor:
     The original code's sum over the pairs has no per-pair weight; ReviewKD's loss weight (5 for
     CIFAR-100 in mdistiller's config) is applied by the method, not here.
 
+    Computation: pooling is linear, so each level pools the difference s − t once (mdistiller pools s
+    and t apart); a level whose bins nest in the previous level's (e.g. 2x2 in 4x4 of an 8x8 map) pools
+    that level instead of the full map. The value is the same up to rounding.
+
     Args:
         student_features: list/tuple of (B, C_i, H_i, W_i) student maps (the review path's outputs).
         teacher_features: list/tuple of the teacher's maps, the same length, each pair of equal shape.
@@ -93,13 +97,15 @@ def hcl_loss(student_features, teacher_features) -> torch.Tensor:
         check_same_shape(s, s_name, t, t_name)
         with full_precision(s.device):
             s = as_float(s)
-            t = t.detach().to(s.dtype)
-            term = None
+            diff = s - t.detach().to(s.dtype)            # pooling is linear: P(s) - P(t) = P(s - t)
+            term, prev = None, diff
             for grid, weight in hcl_level_weights(s.shape[2]):
-                if grid == s.shape[2]:
-                    mse = F.mse_loss(s, t)
-                else:
-                    mse = F.mse_loss(F.adaptive_avg_pool2d(s, grid), F.adaptive_avg_pool2d(t, grid))
+                if grid != s.shape[2]:
+                    # pool from the previous (coarser-than-full) level when its bins nest exactly, else from diff
+                    nested = prev is not diff and prev.shape[-1] % grid == 0 and prev.shape[-2] % grid == 0 \
+                        and diff.shape[-1] % prev.shape[-1] == 0 and diff.shape[-2] % prev.shape[-2] == 0
+                    prev = F.adaptive_avg_pool2d(prev if nested else diff, grid)
+                mse = prev.square().mean()
                 term = weight * mse if term is None else term + weight * mse
         total = term if total is None else total + term
     return total
