@@ -19,7 +19,8 @@ notebook displays a returned figure once. All text is English (no CJK glyphs).
 - :func:`plot_agreement_maps`: teacher/student activation agreement maps per stage, one scale (AB)
 - :func:`plot_abf_attention`: the two attention maps of one ReviewKD ABF module for a few images (ReviewKD)
 - :func:`plot_selectivity_maps`: teacher and student neuron selectivity maps, MMD² to the first row (NST)
-- :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD)
+- :func:`plot_relation_matrices`: teacher's and students' pairwise-distance matrices sorted by class (RKD;
+  with ``relation=kdteach.losses.sp_similarity``, SP's batch similarity matrices G)
 - :func:`plot_embeddings`, :func:`pca_2d`: each network's embedding of the same images in 2-D by PCA (CRD)
 - :func:`plot_contrastive_similarity`: SSKD's (3n, n) similarity matrices on one scale, kept rows marked
 - :func:`plot_image_grid`: a grid of images, e.g. a generator's samples (DAFL)
