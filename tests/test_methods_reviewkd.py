@@ -31,7 +31,7 @@ def test_registered_with_mdistillers_weights_warmup_and_features(pair):
     m = get_method("reviewkd")
     assert isinstance(m, ReviewKD) and "Knowledge Review" in m.paper and "2104.09044" in m.paper
     # cfg.py: CE_WEIGHT 1.0, WARMUP_EPOCHS 20; configs/cifar100/reviewkd.yaml: REVIEWKD_WEIGHT 5.0
-    assert dict(m.hparams) == {"ce_weight": 1.0, "reviewkd_weight": 5.0}
+    assert dict(m.hparams) == {"ce_weight": 1.0, "reviewkd_weight": 5.0, "review_batch": None}
     assert m.uses_warmup and m.preact
     assert m.student_features(student) == NAMES
     assert get_budget("paper").warmup_epochs == 20 and get_budget("ci").warmup_epochs == 2
@@ -41,6 +41,8 @@ def test_registered_with_mdistillers_weights_warmup_and_features(pair):
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(reviewkd_weight=-1.0), ValueError, "'reviewkd_weight' of method 'reviewkd' must be >= 0"),
     (dict(ce_weight="one"), TypeError, "'ce_weight' of method 'reviewkd' must be a finite number"),
+    (dict(review_batch=0), ValueError, "'review_batch' of method 'reviewkd' must be None"),
+    (dict(review_batch=2.5), ValueError, "'review_batch' of method 'reviewkd' must be None"),
     (dict(warmup=20), ValueError, r"unknown hyper-parameter\(s\) \['warmup'\]"),
 ])
 def test_hparams_are_validated(kwargs, error, match):
@@ -124,6 +126,18 @@ def test_loss_terms_are_ce_plus_weighted_hcl_on_the_review_path(batch, pair):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.layer1.parameters())
 
 
+def test_review_batch_is_the_term_on_the_first_images(batch, pair):
+    (x, y), (student, teacher) = batch, pair
+    method = get_method("reviewkd")
+    extras = method.build_extras(student, teacher, None).eval()      # eval: BN statistics do not depend on B
+    student.eval()
+    part = batch_losses(get_method("reviewkd", review_batch=4), student, teacher, x, y, extras=extras)
+    first = batch_losses(method, student, teacher, x[:4], y[:4], extras=extras)
+    assert part["reviewkd"].item() == pytest.approx(first["reviewkd"].item(), rel=1e-5)
+    whole = batch_losses(method, student, teacher, x, y, extras=extras)
+    assert part["ce"].item() == pytest.approx(whole["ce"].item(), rel=1e-6)
+
+
 def test_warmup_factor_scales_only_the_distillation_term(batch, pair):
     (x, y), (student, teacher) = batch, pair
     method = get_method("reviewkd")
@@ -171,7 +185,7 @@ def test_trainer_ramps_the_term_over_the_budgets_warmup_epochs():
 
 def test_kdteach_distill_method_reviewkd(distill_cli, capsys):
     rec, _ = distill_cli("reviewkd", "reviewkd_weight=1")
-    assert rec["hparams"] == {"ce_weight": 1.0, "reviewkd_weight": 1.0}
+    assert rec["hparams"] == {"ce_weight": 1.0, "reviewkd_weight": 1.0, "review_batch": None}
     assert [set(e["loss"]) for e in rec["history"]] == [{"ce", "reviewkd", "total"}]
     assert cli.main(["methods"]) == 0
     assert "Knowledge Review" in capsys.readouterr().out

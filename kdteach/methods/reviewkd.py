@@ -37,6 +37,11 @@ sizes at run time (nearest resizing, as mdistiller's ``F.interpolate(..., mode="
 student's and teacher's strides need not agree). A pair whose stage counts differ is a clear error
 naming both models' stages (mdistiller lists the features per pair by hand).
 
+``review_batch`` (kdteach's cost knob, not in the paper or mdistiller; default None, the whole batch):
+the review path and HCL run on the first ``review_batch`` images of each (shuffled) training batch only,
+the cross-entropy on all of them, as KD-SVD's ``svd_batch``; the ABFs cost about ``review_batch / B``
+of their full-batch cost.
+
 Deviations, stated: one ``preact`` flag captures both models' stages before their activation
 (mdistiller takes the teacher's ``preact_feats`` and, by default, the student's post-ReLU ``feats``;
 ``STU_PREACT=True`` is its option for the student's pre-ReLU features, the one used here); the ABF
@@ -46,6 +51,7 @@ are the budget's (mdistiller: SGD lr 0.05, batch 64, 240 epochs).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -195,9 +201,16 @@ class ReviewKD(Method):
     name = "reviewkd"
     paper = ("P. Chen, S. Liu, H. Zhao, J. Jia, Distilling Knowledge via Knowledge Review, CVPR 2021 "
              "(https://arxiv.org/abs/2104.09044)")
-    defaults = MappingProxyType({"ce_weight": 1.0, "reviewkd_weight": 5.0})
+    defaults = MappingProxyType({"ce_weight": 1.0, "reviewkd_weight": 5.0, "review_batch": None})
     preact = True
     uses_warmup = True
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        n = self.hparams["review_batch"]
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"hyper-parameter 'review_batch' of method 'reviewkd' must be None (the whole batch) or "
+                             f"an int >= 1, got {n!r}")
 
     def student_features(self, student) -> list[str]:
         """The stages after the stem, then ``"pool"`` (mdistiller's ``feats`` + ``pooled_feat``)."""
@@ -213,6 +226,10 @@ class ReviewKD(Method):
     def loss(self, ctx: LossContext) -> dict[str, torch.Tensor]:
         """``{"ce": ce_weight · CE, "reviewkd": warmup · reviewkd_weight · hcl_loss(review path, teacher)}``."""
         h = ctx.hparams
+        n = h["review_batch"]
+        if n is not None:      # the review path and HCL on the first n images of the batch only (cost knob)
+            ctx = dataclasses.replace(ctx, student_features={k: v[:n] for k, v in ctx.student_features.items()},
+                                      teacher_features={k: v[:n] for k, v in ctx.teacher_features.items()})
         outs = reviewed_features(ctx).outputs
         hcl = hcl_loss(outs, teacher_targets(ctx))
         return {"ce": h["ce_weight"] * cross_entropy(ctx), "reviewkd": (h["reviewkd_weight"] * ctx.warmup) * hcl}
